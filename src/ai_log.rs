@@ -1,0 +1,487 @@
+//! `log_ai_usage`: seed 001's ingestion, with authorization, validation,
+//! exact costs from the price catalog and idempotency keys.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use chrono::Duration;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+
+use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::identity::{authorize_write, caller, Caller};
+use crate::partitions;
+use crate::pricing::{compute_costs, price_at, to_numeric, valid_provider, Tokens, MAX_TOKENS};
+use crate::spi_util::{plan, read_one};
+
+/// How far a user's p_occurred_at may be from now (clock skew); further in
+/// the past is a backfill, which only trusted callers may do.
+pub const CLOCK_SKEW: Duration = Duration::minutes(5);
+pub const MAX_LATENCY_MS: i32 = 86_400_000;
+pub const MAX_TOOL_TURNS: i32 = 100_000;
+pub const MAX_METADATA_BYTES: usize = 65_536;
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Text arguments and their maximum length in characters.
+const MAX_EMAIL: usize = 320;
+const MAX_CUSTOMER_NAME: usize = 500;
+const MAX_SESSION_ID: usize = 200;
+const MAX_ERROR_MESSAGE: usize = 10_000;
+const MAX_MODEL: usize = 200;
+
+fn check_len(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(UsageError::TooLong { name, max }),
+        _ => Ok(()),
+    }
+}
+
+fn tokens(name: &'static str, v: Option<i64>) -> Result<i64> {
+    let v = v.unwrap_or(0);
+    if !(0..=MAX_TOKENS).contains(&v) {
+        return Err(UsageError::out_of_range(name, format!("{v} is not between 0 and {MAX_TOKENS}")));
+    }
+    Ok(v)
+}
+
+pub fn valid_idempotency_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+thread_local! {
+    // Request types are only ever added, so a hit stays valid; a miss is re-checked.
+    static REQUEST_TYPES: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
+pub fn check_request_type(t: &str) -> Result<()> {
+    if REQUEST_TYPES.with(|s| s.borrow().contains(t)) {
+        return Ok(());
+    }
+    let found: Option<bool> = read_one(
+        "SELECT EXISTS (SELECT 1 FROM usage_tracker.request_types r WHERE r.request_type = $1)",
+        &[t.into()],
+    )?;
+    if found != Some(true) {
+        return Err(UsageError::invalid(
+            "p_request_type",
+            format!("'{t}' is not a known request type (see usage_tracker.request_types; service_role may add_request_type)"),
+        ));
+    }
+    REQUEST_TYPES.with(|s| s.borrow_mut().insert(t.to_string()));
+    Ok(())
+}
+
+/// Everything log_ai_usage accepts, after defaults.
+pub struct AiUsage {
+    pub user_id: Option<Uuid>,
+    pub user_email: Option<String>,
+    pub customer_id: Option<i64>,
+    pub customer_name: Option<String>,
+    pub request_type: Option<String>,
+    pub session_id: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub model_used: Option<String>,
+    pub latency_ms: Option<i32>,
+    pub tool_turns: Option<i32>,
+    pub status: Option<String>,
+    pub error_message: Option<String>,
+    pub org_id: Option<Uuid>,
+    pub occurred_at: Option<TimestampWithTimeZone>,
+    pub idempotency_key: Option<String>,
+    pub provider: Option<String>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cached: Option<bool>,
+    pub metadata: Option<JsonB>,
+    pub project_id: Option<Uuid>,
+}
+
+const INSERT_SQL: &str = "INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, project_id, created_at, customer_id, \
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+    latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
+    input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
+    total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
+    idempotency_key, metadata) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) RETURNING id";
+
+// Claims the key and inserts the row in one statement; no row comes back
+// when the key was already taken (by a committed or concurrent call).
+const INSERT_WITH_KEY_SQL: &str = "WITH k AS ( \
+      INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at) \
+      VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4) \
+      ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
+    INSERT INTO usage_tracker.ai_usage_log (id, org_id, user_id, project_id, created_at, customer_id, \
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+    latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
+    input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
+    total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
+    idempotency_key, metadata) \
+    SELECT k.log_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31 FROM k RETURNING id";
+
+pub fn log(u: AiUsage) -> Result<Uuid> {
+    let who = caller()?;
+
+    // Required values and enumerations.
+    let user_id = u.user_id.ok_or(UsageError::NullValue("p_user_id"))?;
+    let request_type = u.request_type.ok_or(UsageError::NullValue("p_request_type"))?;
+    let status = u.status.ok_or(UsageError::NullValue("p_status"))?;
+    let model = u.model_used.ok_or(UsageError::NullValue("p_model_used"))?;
+    if status != "success" && status != "error" {
+        return Err(UsageError::invalid("p_status", format!("'{status}' is not success or error")));
+    }
+    if model.is_empty() {
+        return Err(UsageError::invalid("p_model_used", "must not be empty"));
+    }
+    check_len("p_model_used", &Some(model.clone()), MAX_MODEL)?;
+
+    // Numbers.
+    let toks = Tokens {
+        input: tokens("p_input_tokens", u.input_tokens)?,
+        output: tokens("p_output_tokens", u.output_tokens)?,
+        cache_read: tokens("p_cache_read_tokens", u.cache_read_tokens)?,
+        cache_write: tokens("p_cache_write_tokens", u.cache_write_tokens)?,
+        reasoning: tokens("p_reasoning_tokens", u.reasoning_tokens)?,
+    };
+    if let Some(l) = u.latency_ms {
+        if !(0..=MAX_LATENCY_MS).contains(&l) {
+            return Err(UsageError::out_of_range(
+                "p_latency_ms",
+                format!("{l} is not between 0 and {MAX_LATENCY_MS}"),
+            ));
+        }
+    }
+    let tool_turns = u.tool_turns.unwrap_or(0);
+    if !(0..=MAX_TOOL_TURNS).contains(&tool_turns) {
+        return Err(UsageError::out_of_range(
+            "p_tool_turns",
+            format!("{tool_turns} is not between 0 and {MAX_TOOL_TURNS}"),
+        ));
+    }
+
+    // Text.
+    check_len("p_user_email", &u.user_email, MAX_EMAIL)?;
+    check_len("p_customer_name", &u.customer_name, MAX_CUSTOMER_NAME)?;
+    check_len("p_session_id", &u.session_id, MAX_SESSION_ID)?;
+    check_len("p_error_message", &u.error_message, MAX_ERROR_MESSAGE)?;
+    if let Some(p) = &u.provider {
+        if !valid_provider(p) {
+            return Err(UsageError::invalid(
+                "p_provider",
+                "use lower case letters, digits, '.', '_' or '-' (at most 64)",
+            ));
+        }
+    }
+    if let Some(k) = &u.idempotency_key {
+        if !valid_idempotency_key(k) {
+            return Err(UsageError::invalid(
+                "p_idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"),
+            ));
+        }
+    }
+    if let Some(m) = &u.metadata {
+        if !m.0.is_object() {
+            return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
+        }
+        let size = serde_json::to_vec(&m.0).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_METADATA_BYTES {
+            return Err(UsageError::invalid(
+                "p_metadata",
+                format!("is {size} bytes; at most {MAX_METADATA_BYTES}"),
+            ));
+        }
+    }
+    check_request_type(&request_type)?;
+
+    // When it happened.
+    let (now_ts, now) = partitions::txn_now()?;
+    let created_at = u.occurred_at.unwrap_or(now_ts);
+    let when = partitions::to_utc(created_at)
+        .ok_or_else(|| UsageError::invalid("p_occurred_at", "must be a finite time"))?;
+    if when > now + CLOCK_SKEW {
+        return Err(UsageError::invalid("p_occurred_at", "is in the future"));
+    }
+
+    // Who and where.
+    let org_id = u.org_id.unwrap_or(user_id);
+    authorize_write(who, user_id, org_id)?;
+    if when < now - CLOCK_SKEW && who != Caller::Trusted {
+        return Err(UsageError::forbidden(
+            "only service_role may record usage in the past (p_occurred_at)",
+        ));
+    }
+
+    // Exact cost from the price in force at that time.
+    let price = price_at(&model, u.provider.as_deref(), created_at)?;
+    let costs = compute_costs(&toks, price.as_ref().map(|p| &p.rates), u.cached.unwrap_or(false))?;
+    let provider = u.provider.or_else(|| price.as_ref().map(|p| p.provider.clone()));
+
+    partitions::ensure_for(&when)?;
+
+    let args = [
+        org_id.into(),
+        user_id.into(),
+        u.project_id.into(),
+        created_at.into(),
+        u.customer_id.into(),
+        toks.input.into(),
+        toks.output.into(),
+        toks.cache_read.into(),
+        toks.cache_write.into(),
+        toks.reasoning.into(),
+        u.latency_ms.into(),
+        tool_turns.into(),
+        price.as_ref().map(|p| p.price_id).into(),
+        u.cached.unwrap_or(false).into(),
+        status.into(),
+        request_type.into(),
+        provider.into(),
+        model.into(),
+        to_numeric(costs.input)?.into(),
+        to_numeric(costs.output)?.into(),
+        to_numeric(costs.cache_read)?.into(),
+        to_numeric(costs.cache_write)?.into(),
+        to_numeric(costs.reasoning)?.into(),
+        to_numeric(costs.total)?.into(),
+        to_numeric(costs.potential)?.into(),
+        u.user_email.into(),
+        u.customer_name.into(),
+        u.session_id.into(),
+        u.error_message.into(),
+        u.idempotency_key.clone().into(),
+        u.metadata.into(),
+    ];
+    let sql = if u.idempotency_key.is_some() { INSERT_WITH_KEY_SQL } else { INSERT_SQL };
+    let inserted: Option<Uuid> = Spi::connect_mut(|c| {
+        let p = plan(c, sql, &args, true)?;
+        crate::spi_util::first(c.update(&*p, None, &args)?)
+    })?;
+    if let Some(id) = inserted {
+        return Ok(id);
+    }
+
+    // The key was used before: the first call's row stands.
+    let key = u.idempotency_key.unwrap_or_default();
+    let first: Option<(Option<Uuid>, Option<Uuid>)> = Spi::connect(|c| -> Result<_> {
+        let args = [org_id.into(), key.as_str().into()];
+        let p = plan(
+            c,
+            "SELECT k.log_id, k.user_id FROM usage_tracker_private.ai_usage_idempotency k \
+             WHERE k.org_id = $1 AND k.idempotency_key = $2",
+            &args,
+            false,
+        )?;
+        let t = c.select(&*p, Some(1), &args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(t.first().get_two::<Uuid, Uuid>()?))
+    })?;
+    match first {
+        Some((Some(log_id), Some(owner))) if owner == user_id => Ok(log_id),
+        Some(_) => Err(UsageError::Conflict(
+            "idempotency key already used by another user of this organization".into(),
+        )),
+        None => Err(UsageError::Internal("idempotency key vanished".into())),
+    }
+}
+
+/// Records one AI request (seed 001's 13 parameters, then the optional
+/// ones) and returns its id. See the public wrapper usage_tracker.log_ai_usage.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "log_ai_usage"
+)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn log_ai_usage(
+    p_user_id: Option<Uuid>,
+    p_user_email: Option<String>,
+    p_customer_id: Option<i64>,
+    p_customer_name: Option<String>,
+    p_request_type: Option<String>,
+    p_session_id: Option<String>,
+    p_input_tokens: Option<i64>,
+    p_output_tokens: Option<i64>,
+    p_model_used: Option<String>,
+    p_latency_ms: Option<i32>,
+    p_tool_turns: Option<i32>,
+    p_status: Option<String>,
+    p_error_message: Option<String>,
+    p_org_id: Option<Uuid>,
+    p_occurred_at: Option<TimestampWithTimeZone>,
+    p_idempotency_key: Option<String>,
+    p_provider: Option<String>,
+    p_cache_read_tokens: Option<i64>,
+    p_cache_write_tokens: Option<i64>,
+    p_reasoning_tokens: Option<i64>,
+    p_cached: Option<bool>,
+    p_metadata: Option<JsonB>,
+    p_project_id: Option<Uuid>,
+) -> PgResult<Uuid> {
+    at_boundary(log(AiUsage {
+        user_id: p_user_id,
+        user_email: p_user_email,
+        customer_id: p_customer_id,
+        customer_name: p_customer_name,
+        request_type: p_request_type,
+        session_id: p_session_id,
+        input_tokens: p_input_tokens,
+        output_tokens: p_output_tokens,
+        model_used: p_model_used,
+        latency_ms: p_latency_ms,
+        tool_turns: p_tool_turns,
+        status: p_status,
+        error_message: p_error_message,
+        org_id: p_org_id,
+        occurred_at: p_occurred_at,
+        idempotency_key: p_idempotency_key,
+        provider: p_provider,
+        cache_read_tokens: p_cache_read_tokens,
+        cache_write_tokens: p_cache_write_tokens,
+        reasoning_tokens: p_reasoning_tokens,
+        cached: p_cached,
+        metadata: p_metadata,
+        project_id: p_project_id,
+    }))
+}
+
+fn add_request_type_impl(name: Option<String>, description: Option<String>) -> Result<bool> {
+    crate::identity::require_trusted("add_request_type")?;
+    let name = name.ok_or(UsageError::NullValue("p_request_type"))?;
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+    if !ok {
+        return Err(UsageError::invalid(
+            "p_request_type",
+            "use lower case letters, digits and _, starting with a letter (at most 63)",
+        ));
+    }
+    check_len("p_description", &description, 1000)?;
+    let added: Option<bool> = crate::spi_util::write_one(
+        "INSERT INTO usage_tracker.request_types (request_type, description) VALUES ($1, $2) \
+         ON CONFLICT (request_type) DO NOTHING RETURNING true",
+        &[name.into(), description.into()],
+    )?;
+    Ok(added.unwrap_or(false))
+}
+
+/// Adds a request type (service_role). Returns false when it existed.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "add_request_type"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn add_request_type(p_request_type: Option<String>, p_description: Option<String>) -> PgResult<bool> {
+    at_boundary(add_request_type_impl(p_request_type, p_description))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn idempotency_key_rules() {
+        assert!(valid_idempotency_key("req_01H8X-abc:1"));
+        for bad in ["", "has space", "tab\t", "é", &"x".repeat(201)] {
+            assert!(!valid_idempotency_key(bad), "{bad:?}");
+        }
+    }
+
+    #[pg_test]
+    fn logs_with_exact_cost_and_price_id() {
+        let id: Option<Uuid> = Spi::get_one(
+            "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
+             p_input_tokens => 1000, p_output_tokens => 500)",
+        )
+        .unwrap();
+        let (cost, price): (Option<String>, Option<i32>) = Spi::get_two_with_args(
+            "SELECT total_cost_usd::text, price_id FROM usage_tracker.ai_usage_log WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(cost.as_deref(), Some("0.0105"));
+        assert_eq!(price, Some(1));
+    }
+
+    #[pg_test]
+    fn same_key_returns_first_id_and_counts_once() {
+        let sql = "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
+                   p_input_tokens => 10, p_idempotency_key => 'k-1')";
+        let a: Option<Uuid> = Spi::get_one(sql).unwrap();
+        let b: Option<Uuid> = Spi::get_one(sql).unwrap();
+        assert_eq!(a, b);
+        let n: Option<i64> =
+            Spi::get_one("SELECT count(*) FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'k-1'")
+                .unwrap();
+        assert_eq!(n, Some(1));
+    }
+
+    #[pg_test]
+    fn unknown_model_is_logged_at_zero_cost() {
+        Spi::run(
+            "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
+             p_input_tokens => 10, p_model_used => 'mystery-1')",
+        )
+        .unwrap();
+        let (cost, price): (Option<String>, Option<i32>) = Spi::get_two(
+            "SELECT total_cost_usd::text, price_id FROM usage_tracker.ai_usage_log WHERE model_used = 'mystery-1'",
+        )
+        .unwrap();
+        assert_eq!(cost.as_deref(), Some("0"));
+        assert_eq!(price, None);
+        let listed: Option<i64> = Spi::get_one(
+            "SELECT requests FROM usage_tracker.list_unknown_models() WHERE model_used = 'mystery-1'",
+        )
+        .unwrap();
+        assert_eq!(listed, Some(1));
+    }
+
+    #[pg_test]
+    fn price_in_force_at_the_event_time() {
+        Spi::run(
+            "SELECT usage_tracker.set_model_price('anthropic', 'claude-sonnet-4-20250514', \
+             '2026-01-01 00:00+00', 6, 30)",
+        )
+        .unwrap();
+        let cost_at = |at: &str| -> Option<String> {
+            let id: Option<Uuid> = Spi::get_one_with_args(
+                "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
+                 p_input_tokens => 1000000, p_occurred_at => $1::timestamptz)",
+                &[at.into()],
+            )
+            .unwrap();
+            Spi::get_one_with_args(
+                "SELECT total_cost_usd::text FROM usage_tracker.ai_usage_log WHERE id = $1",
+                &[id.into()],
+            )
+            .unwrap()
+        };
+        assert_eq!(cost_at("2025-12-31 23:59:59.999999+00").as_deref(), Some("3"));
+        assert_eq!(cost_at("2026-01-01 00:00:00+00").as_deref(), Some("6"));
+    }
+
+    #[pg_test]
+    #[should_panic(expected = "p_input_tokens is out of range")]
+    fn negative_tokens_are_rejected() {
+        Spi::run(
+            "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, p_input_tokens => -1)",
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,313 @@
+//! Seed 001's three JSONB reads, each one pass over the caller's rows.
+//!
+//! The definer bodies run with `TimeZone = UTC` (set in finalize.sql), so
+//! days, weeks and months — and the timestamps in the JSON — are UTC
+//! whatever the session's TimeZone. Keys, nesting, rounding and ordering
+//! follow seed 001's PL/pgSQL; ties are broken deterministically.
+
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+
+use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::identity::{caller, org_read_scope, user_read_scope, Scope};
+
+pub const MAX_DAYS: i32 = 3660;
+
+pub fn check_days(days: Option<i32>) -> Result<i32> {
+    let d = days.ok_or(UsageError::NullValue("p_days"))?;
+    if !(1..=MAX_DAYS).contains(&d) {
+        return Err(UsageError::out_of_range("p_days", format!("{d} is not between 1 and {MAX_DAYS}")));
+    }
+    Ok(d)
+}
+
+fn run_json(sql: &str, scope: &Scope, days: Option<i32>) -> Result<JsonB> {
+    let (orgs, user) = scope.args();
+    let json: Option<JsonB> = Spi::connect(|c| {
+        let t = c.select(sql, Some(1), &[orgs.into(), user.into(), days.into()])?;
+        crate::spi_util::first(t)
+    })?;
+    json.ok_or_else(|| UsageError::Internal("dashboard query returned nothing".into()))
+}
+
+fn dashboard_sql(scope: &Scope) -> String {
+    let pred = scope.predicate("l", 1, 2);
+    format!(
+        r#"
+WITH base AS (
+    SELECT l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status,
+           l.input_tokens, l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd,
+           l.total_cost_usd, l.latency_ms, l.created_at, l.created_at::date AS day,
+           l.created_at >= now() - make_interval(days => $3) AS in_win,
+           l.created_at >= date_trunc('month', CURRENT_DATE) AS in_cur,
+           (l.created_at >= date_trunc('month', CURRENT_DATE - INTERVAL '1 month')
+            AND l.created_at < date_trunc('month', CURRENT_DATE)) AS in_prev
+      FROM usage_tracker.ai_usage_log l
+     WHERE {pred}
+       AND l.created_at >= LEAST(now() - make_interval(days => $3),
+                                 date_trunc('month', CURRENT_DATE - INTERVAL '1 month'))
+), g AS (
+    SELECT GROUPING(user_id, user_email, customer_id, customer_name, day, request_type) AS gs,
+           user_id, user_email, customer_id, customer_name, day, request_type,
+           count(*) FILTER (WHERE in_win) AS n,
+           count(*) FILTER (WHERE in_win AND status = 'success') AS n_ok,
+           count(*) FILTER (WHERE in_win AND status = 'error') AS n_err,
+           sum(input_tokens) FILTER (WHERE in_win) AS in_tok,
+           sum(output_tokens) FILTER (WHERE in_win) AS out_tok,
+           sum(total_tokens) FILTER (WHERE in_win) AS tok,
+           sum(input_cost_usd) FILTER (WHERE in_win) AS in_cost,
+           sum(output_cost_usd) FILTER (WHERE in_win) AS out_cost,
+           sum(total_cost_usd) FILTER (WHERE in_win) AS cost,
+           avg(total_tokens) FILTER (WHERE in_win AND status = 'success') AS avg_tok_ok,
+           avg(total_cost_usd) FILTER (WHERE in_win AND status = 'success') AS avg_cost_ok,
+           avg(latency_ms) FILTER (WHERE in_win AND status = 'success') AS avg_lat_ok,
+           avg(total_cost_usd) FILTER (WHERE in_win) AS avg_cost,
+           avg(latency_ms) FILTER (WHERE in_win) AS avg_lat,
+           max(created_at) FILTER (WHERE in_win) AS last_at,
+           count(DISTINCT user_id) FILTER (WHERE in_win) AS users,
+           count(*) FILTER (WHERE in_cur) AS cur_n,
+           sum(total_tokens) FILTER (WHERE in_cur) AS cur_tok,
+           sum(total_cost_usd) FILTER (WHERE in_cur) AS cur_cost,
+           count(*) FILTER (WHERE in_prev) AS prev_n,
+           sum(total_tokens) FILTER (WHERE in_prev) AS prev_tok,
+           sum(total_cost_usd) FILTER (WHERE in_prev) AS prev_cost
+      FROM base
+     GROUP BY GROUPING SETS ((), (user_id, user_email), (customer_id, customer_name), (day), (request_type))
+)
+SELECT jsonb_build_object(
+    'summary', jsonb_build_object(
+        'total_requests', COALESCE(t.n, 0),
+        'successful_requests', COALESCE(t.n_ok, 0),
+        'failed_requests', COALESCE(t.n_err, 0),
+        'total_input_tokens', COALESCE(t.in_tok, 0),
+        'total_output_tokens', COALESCE(t.out_tok, 0),
+        'total_tokens', COALESCE(t.tok, 0),
+        'total_cost_usd', round(COALESCE(t.cost, 0), 2),
+        'avg_tokens_per_request', COALESCE(t.avg_tok_ok, 0)::bigint,
+        'avg_cost_per_request', round(COALESCE(t.avg_cost_ok, 0), 4),
+        'avg_latency_ms', COALESCE(t.avg_lat_ok, 0)::bigint),
+    'costs', jsonb_build_object(
+        'input_cost_usd', round(COALESCE(t.in_cost, 0), 2),
+        'output_cost_usd', round(COALESCE(t.out_cost, 0), 2),
+        'total_cost_usd', round(COALESCE(t.cost, 0), 2),
+        'cost_per_1k_tokens', CASE WHEN COALESCE(t.tok, 0) > 0
+                                   THEN round(COALESCE(t.cost, 0) / t.tok * 1000, 4) ELSE 0 END),
+    'by_user', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'user_id', u.user_id,
+                   'user_email', COALESCE(u.user_email, 'Unknown'),
+                   'request_count', u.n,
+                   'input_tokens', u.in_tok,
+                   'output_tokens', u.out_tok,
+                   'total_tokens', u.tok,
+                   'total_cost', round(u.cost, 4),
+                   'avg_cost_per_request', round(u.avg_cost, 6),
+                   'last_request', u.last_at)
+               ORDER BY round(u.cost, 4) DESC, u.n DESC, u.user_id, u.user_email)
+          FROM (SELECT * FROM g WHERE g.gs = 15 AND g.n > 0
+                 ORDER BY round(g.cost, 4) DESC, g.n DESC, g.user_id, g.user_email LIMIT 25) u),
+        '[]'::jsonb),
+    'by_customer', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'customer_id', c.customer_id,
+                   'customer_name', COALESCE(c.customer_name, 'Unknown'),
+                   'request_count', c.n,
+                   'total_tokens', c.tok,
+                   'total_cost', round(c.cost, 4),
+                   'unique_users', c.users)
+               ORDER BY round(c.cost, 4) DESC, c.n DESC, c.customer_id, c.customer_name)
+          FROM (SELECT * FROM g WHERE g.gs = 51 AND g.customer_id IS NOT NULL AND g.n > 0
+                 ORDER BY round(g.cost, 4) DESC, g.n DESC, g.customer_id, g.customer_name LIMIT 25) c),
+        '[]'::jsonb),
+    'daily_trend', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'date', d.day,
+                   'requests', d.n,
+                   'tokens', d.tok,
+                   'cost', round(d.cost, 4),
+                   'unique_users', d.users)
+               ORDER BY d.day)
+          FROM g d WHERE d.gs = 61 AND d.n > 0),
+        '[]'::jsonb),
+    'by_request_type', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'request_type', r.request_type,
+                   'count', r.n,
+                   'tokens', r.tok,
+                   'cost', round(r.cost, 4),
+                   'avg_latency', r.avg_lat::bigint)
+               ORDER BY r.n DESC, r.request_type)
+          FROM g r WHERE r.gs = 62 AND r.n > 0),
+        '[]'::jsonb),
+    'current_month', jsonb_build_object(
+        'requests', COALESCE(t.cur_n, 0),
+        'tokens', COALESCE(t.cur_tok, 0),
+        'cost_usd', round(COALESCE(t.cur_cost, 0), 2)),
+    'previous_month', jsonb_build_object(
+        'requests', COALESCE(t.prev_n, 0),
+        'tokens', COALESCE(t.prev_tok, 0),
+        'cost_usd', round(COALESCE(t.prev_cost, 0), 2)))
+  FROM (SELECT 1) one LEFT JOIN g t ON t.gs = 63
+"#
+    )
+}
+
+fn user_usage_sql(scope: &Scope) -> String {
+    let pred = scope.predicate("l", 1, 2);
+    format!(
+        r#"
+WITH base AS MATERIALIZED (
+    SELECT l.id, l.customer_name, l.request_type, l.input_tokens, l.output_tokens,
+           l.total_tokens, l.total_cost_usd, l.latency_ms, l.status, l.created_at,
+           l.created_at::date AS day
+      FROM usage_tracker.ai_usage_log l
+     WHERE {pred} AND l.created_at >= now() - make_interval(days => $3)
+), g AS (
+    SELECT GROUPING(day) AS gs, day,
+           count(*) AS n, sum(total_tokens) AS tok, sum(total_cost_usd) AS cost,
+           avg(total_tokens) FILTER (WHERE status = 'success') AS avg_tok_ok
+      FROM base
+     GROUP BY GROUPING SETS ((), (day))
+)
+SELECT jsonb_build_object(
+    'summary', (
+        SELECT jsonb_build_object(
+                   'total_requests', COALESCE(t.n, 0),
+                   'total_tokens', COALESCE(t.tok, 0),
+                   'total_cost_usd', round(COALESCE(t.cost, 0), 4),
+                   'avg_tokens_per_request', COALESCE(t.avg_tok_ok, 0)::bigint)
+          FROM (SELECT 1) one LEFT JOIN g t ON t.gs = 1),
+    'recent_requests', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'id', r.id,
+                   'customer_name', r.customer_name,
+                   'request_type', r.request_type,
+                   'input_tokens', r.input_tokens,
+                   'output_tokens', r.output_tokens,
+                   'total_tokens', r.total_tokens,
+                   'cost', round(r.total_cost_usd, 6),
+                   'latency_ms', r.latency_ms,
+                   'status', r.status,
+                   'created_at', r.created_at)
+               ORDER BY r.created_at DESC, r.id DESC)
+          FROM (SELECT * FROM base ORDER BY created_at DESC, id DESC LIMIT 50) r),
+        '[]'::jsonb),
+    'daily_usage', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+                   'date', d.day,
+                   'requests', d.n,
+                   'tokens', d.tok,
+                   'cost', round(d.cost, 4))
+               ORDER BY d.day)
+          FROM g d WHERE d.gs = 0),
+        '[]'::jsonb))
+"#
+    )
+}
+
+fn cost_summary_sql(scope: &Scope) -> String {
+    let pred = scope.predicate("l", 1, 2);
+    format!(
+        r#"
+SELECT jsonb_build_object(
+    'today', round(COALESCE(sum(l.total_cost_usd) FILTER (WHERE l.created_at >= CURRENT_DATE), 0), 2),
+    'yesterday', round(COALESCE(sum(l.total_cost_usd) FILTER (
+        WHERE l.created_at >= CURRENT_DATE - INTERVAL '1 day' AND l.created_at < CURRENT_DATE), 0), 2),
+    'this_week', round(COALESCE(sum(l.total_cost_usd) FILTER (
+        WHERE l.created_at >= date_trunc('week', CURRENT_DATE)), 0), 2),
+    'this_month', round(COALESCE(sum(l.total_cost_usd) FILTER (
+        WHERE l.created_at >= date_trunc('month', CURRENT_DATE)), 0), 2),
+    'last_month', round(COALESCE(sum(l.total_cost_usd) FILTER (
+        WHERE l.created_at >= date_trunc('month', CURRENT_DATE - INTERVAL '1 month')
+          AND l.created_at < date_trunc('month', CURRENT_DATE)), 0), 2),
+    'all_time', round(COALESCE(sum(l.total_cost_usd), 0), 2),
+    'requests_today', count(*) FILTER (WHERE l.created_at >= CURRENT_DATE),
+    'requests_this_month', count(*) FILTER (WHERE l.created_at >= date_trunc('month', CURRENT_DATE)))
+  FROM usage_tracker.ai_usage_log l
+ WHERE {pred}
+"#
+    )
+}
+
+/// Seed 001's admin dashboard over the last `p_days` days, scoped to what
+/// the caller may see (see `org_read_scope`).
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "get_ai_usage_dashboard"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_ai_usage_dashboard(p_days: Option<i32>, p_org_id: Option<Uuid>) -> PgResult<JsonB> {
+    at_boundary((|| {
+        let who = caller()?;
+        let days = check_days(p_days)?;
+        let scope = org_read_scope(who, p_org_id)?;
+        run_json(&dashboard_sql(&scope), &scope, Some(days))
+    })())
+}
+
+/// Seed 001's per-user usage: yourself, or a member of an organization you
+/// administer (then only their usage in those organizations).
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "get_user_ai_usage"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_user_ai_usage(p_user_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<JsonB> {
+    at_boundary((|| {
+        let who = caller()?;
+        let target = p_user_id.ok_or(UsageError::NullValue("p_user_id"))?;
+        let days = check_days(p_days)?;
+        let scope = user_read_scope(who, target)?;
+        run_json(&user_usage_sql(&scope), &scope, Some(days))
+    })())
+}
+
+/// Seed 001's cost totals (today, yesterday, this week, this and last month,
+/// all time), scoped like the dashboard.
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "get_ai_cost_summary"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_ai_cost_summary(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
+    at_boundary((|| {
+        let scope = org_read_scope(caller()?, p_org_id)?;
+        run_json(&cost_summary_sql(&scope), &scope, None)
+    })())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn days_bounds() {
+        assert!(check_days(None).is_err());
+        assert!(check_days(Some(0)).is_err());
+        assert!(check_days(Some(3661)).is_err());
+        assert_eq!(check_days(Some(1)).unwrap(), 1);
+        assert_eq!(check_days(Some(3660)).unwrap(), 3660);
+    }
+
+    #[pg_test]
+    fn empty_dashboard_has_the_seed_shape() {
+        let j: Option<JsonB> =
+            Spi::get_one("SELECT usage_tracker.get_ai_usage_dashboard(30)").unwrap();
+        let j = j.unwrap().0;
+        for key in ["summary", "costs", "by_user", "by_customer", "daily_trend", "by_request_type", "current_month", "previous_month"] {
+            assert!(j.get(key).is_some(), "{key}");
+        }
+        assert_eq!(j["by_user"], serde_json::json!([]));
+        assert_eq!(j["summary"]["total_requests"].to_string(), "0");
+    }
+}

@@ -1,0 +1,36 @@
+//! usage_tracker: usage metering for SaaS and AI products inside Postgres.
+//!
+//! The public schema `usage_tracker` holds SECURITY INVOKER wrappers (in
+//! sql/finalize.sql) and RLS-protected tables; the SECURITY DEFINER bodies
+//! defined here live in `usage_tracker_private`.
+
+::pgrx::pg_module_magic!(name, version);
+
+mod ai_log;
+mod dashboards;
+mod errors;
+mod identity;
+mod maintenance;
+mod membership;
+mod partitions;
+mod pricing;
+mod spi_util;
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// The schema of the SECURITY DEFINER bodies (created in bootstrap.sql).
+#[pgrx::pg_schema]
+mod usage_tracker_private {}
+
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,33 @@
+//! `run_maintenance()`: all periodic work, safe to call any time and
+//! concurrently (each step serializes on its own lock).
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::errors::{at_boundary, PgResult, Result};
+use crate::identity::require_trusted;
+use crate::partitions;
+
+/// Months of log partitions kept ready ahead of the current one.
+pub const PARTITIONS_AHEAD: i32 = 2;
+
+fn run() -> Result<serde_json::Value> {
+    require_trusted("run_maintenance")?;
+    let (_, now) = partitions::txn_now()?;
+    let created = partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?;
+    Ok(serde_json::json!({ "partitions_created": created }))
+}
+
+/// Periodic work: creates the log partitions for this month and the next
+/// ones. Schedule it every minute with pg_cron. Returns what it did.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "run_maintenance"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_maintenance() -> PgResult<JsonB> {
+    at_boundary(run()).map(JsonB)
+}

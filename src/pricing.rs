@@ -1,0 +1,422 @@
+//! The model price catalog and exact cost math (rust_decimal, never floats).
+
+use std::str::FromStr;
+
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, Uuid};
+use rust_decimal::Decimal;
+
+use pgrx::pg_sys::panic::ErrorReport;
+
+use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::identity::{caller, org_read_scope, require_trusted};
+use crate::spi_util::plan;
+
+/// Largest token count accepted for one request: more is a bug upstream.
+pub const MAX_TOKENS: i64 = 1_000_000_000_000;
+/// Largest price accepted, USD per million tokens.
+pub const MAX_RATE: i64 = 100_000;
+/// Decimal places a price may carry.
+pub const MAX_RATE_SCALE: u32 = 9;
+
+/// USD per million tokens for each kind of token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rates {
+    pub input: Decimal,
+    pub output: Decimal,
+    pub cache_read: Decimal,
+    pub cache_write: Decimal,
+    pub reasoning: Decimal,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+    pub reasoning: i64,
+}
+
+/// Exact costs in USD. `total` is what was paid (zero for responses served
+/// from the application's cache); `potential` what it would have cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Costs {
+    pub input: Decimal,
+    pub output: Decimal,
+    pub cache_read: Decimal,
+    pub cache_write: Decimal,
+    pub reasoning: Decimal,
+    pub total: Decimal,
+    pub potential: Decimal,
+}
+
+/// tokens * rate / 1e6, exactly: the division is a shift of the scale.
+/// Within MAX_TOKENS and MAX_RATE (9 decimals) the product fits the 96-bit
+/// mantissa and the scale stays under 28, so this cannot fail.
+fn token_cost(tokens: i64, rate: Decimal) -> Result<Decimal> {
+    let mut v = Decimal::from(tokens)
+        .checked_mul(rate)
+        .ok_or_else(|| UsageError::out_of_range("cost", "overflow"))?;
+    let scale = v.scale() + 6;
+    if scale > 28 {
+        return Err(UsageError::out_of_range("cost", "too many decimal places"));
+    }
+    v.set_scale(scale).map_err(|e| UsageError::Internal(e.to_string()))?;
+    Ok(v.normalize())
+}
+
+pub fn compute_costs(t: &Tokens, rates: Option<&Rates>, cached: bool) -> Result<Costs> {
+    let Some(r) = rates else {
+        return Ok(Costs::default());
+    };
+    let parts = [
+        token_cost(t.input, r.input)?,
+        token_cost(t.output, r.output)?,
+        token_cost(t.cache_read, r.cache_read)?,
+        token_cost(t.cache_write, r.cache_write)?,
+        token_cost(t.reasoning, r.reasoning)?,
+    ];
+    let potential = parts.iter().copied().sum::<Decimal>().normalize();
+    if cached {
+        return Ok(Costs { potential, ..Costs::default() });
+    }
+    let [input, output, cache_read, cache_write, reasoning] = parts;
+    Ok(Costs { input, output, cache_read, cache_write, reasoning, total: potential, potential })
+}
+
+pub fn to_numeric(d: Decimal) -> Result<AnyNumeric> {
+    AnyNumeric::try_from(d.to_string().as_str()).map_err(|e| UsageError::Internal(e.to_string()))
+}
+
+pub fn from_numeric_text(s: &str) -> Result<Decimal> {
+    Decimal::from_str(s).map_err(|e| UsageError::Internal(format!("bad numeric {s}: {e}")))
+}
+
+/// A price version from the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub price_id: i32,
+    pub provider: String,
+    pub rates: Rates,
+}
+
+/// The price in force for `model` at `at` (microseconds since 2000-01-01
+/// UTC). With no provider given, the latest version across providers wins.
+pub fn price_at(
+    model: &str,
+    provider: Option<&str>,
+    at: pgrx::datum::TimestampWithTimeZone,
+) -> Result<Option<Price>> {
+    const SQL: &str = "SELECT p.price_id, p.provider, p.input_usd_per_mtok::text, \
+        p.output_usd_per_mtok::text, p.cache_read_usd_per_mtok::text, \
+        p.cache_write_usd_per_mtok::text, p.reasoning_usd_per_mtok::text \
+        FROM usage_tracker.model_prices p \
+        WHERE p.model = $1 AND ($2::text IS NULL OR p.provider = $2) AND p.effective_from <= $3 \
+        ORDER BY p.effective_from DESC, p.price_id DESC LIMIT 1";
+    Spi::connect(|c| {
+        let args = [model.into(), provider.into(), at.into()];
+        let p = plan(c, SQL, &args, false)?;
+        let t = c.select(&*p, Some(1), &args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let row = t.first();
+        let text = |i: usize| -> Result<Decimal> {
+            from_numeric_text(&row.get::<String>(i)?.unwrap_or_default())
+        };
+        Ok(Some(Price {
+            price_id: row.get::<i32>(1)?.unwrap_or_default(),
+            provider: row.get::<String>(2)?.unwrap_or_default(),
+            rates: Rates {
+                input: text(3)?,
+                output: text(4)?,
+                cache_read: text(5)?,
+                cache_write: text(6)?,
+                reasoning: text(7)?,
+            },
+        }))
+    })
+}
+
+fn rate_arg(name: &'static str, v: Option<AnyNumeric>) -> Result<Option<Decimal>> {
+    let Some(v) = v else { return Ok(None) };
+    let d = Decimal::from_str(&v.to_string())
+        .map_err(|_| UsageError::out_of_range(name, format!("{v} is not a finite price")))?;
+    if d.is_sign_negative() || d > Decimal::from(MAX_RATE) {
+        return Err(UsageError::out_of_range(
+            name,
+            format!("{d} is not between 0 and {MAX_RATE} USD per million tokens"),
+        ));
+    }
+    if d.normalize().scale() > MAX_RATE_SCALE {
+        return Err(UsageError::invalid(
+            name,
+            format!("{d} has more than {MAX_RATE_SCALE} decimal places"),
+        ));
+    }
+    Ok(Some(d.normalize()))
+}
+
+pub fn valid_provider(p: &str) -> bool {
+    let b = p.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn set_model_price_impl(
+    provider: Option<String>,
+    model: Option<String>,
+    effective_from: Option<pgrx::datum::TimestampWithTimeZone>,
+    input: Option<AnyNumeric>,
+    output: Option<AnyNumeric>,
+    cache_read: Option<AnyNumeric>,
+    cache_write: Option<AnyNumeric>,
+    reasoning: Option<AnyNumeric>,
+) -> Result<i32> {
+    require_trusted("set_model_price")?;
+    let provider = provider.ok_or(UsageError::NullValue("p_provider"))?;
+    let model = model.ok_or(UsageError::NullValue("p_model"))?;
+    let effective_from = effective_from.ok_or(UsageError::NullValue("p_effective_from"))?;
+    if !valid_provider(&provider) {
+        return Err(UsageError::invalid(
+            "p_provider",
+            "use lower case letters, digits, '.', '_' or '-' (at most 64)",
+        ));
+    }
+    if model.is_empty() || model.chars().count() > 200 {
+        return Err(UsageError::invalid("p_model", "must be 1 to 200 characters"));
+    }
+    if !effective_from.is_finite() {
+        return Err(UsageError::invalid("p_effective_from", "must be a finite time"));
+    }
+    let input = rate_arg("p_input_usd_per_mtok", input)?
+        .ok_or(UsageError::NullValue("p_input_usd_per_mtok"))?;
+    let output = rate_arg("p_output_usd_per_mtok", output)?
+        .ok_or(UsageError::NullValue("p_output_usd_per_mtok"))?;
+    // Unless given, cached input costs what input costs, and reasoning what output costs.
+    let cache_read = rate_arg("p_cache_read_usd_per_mtok", cache_read)?.unwrap_or(input);
+    let cache_write = rate_arg("p_cache_write_usd_per_mtok", cache_write)?.unwrap_or(input);
+    let reasoning = rate_arg("p_reasoning_usd_per_mtok", reasoning)?.unwrap_or(output);
+    let id: Option<i32> = crate::spi_util::write_one(
+        "INSERT INTO usage_tracker.model_prices (provider, model, effective_from, \
+         input_usd_per_mtok, output_usd_per_mtok, cache_read_usd_per_mtok, \
+         cache_write_usd_per_mtok, reasoning_usd_per_mtok) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING price_id",
+        &[
+            provider.into(),
+            model.into(),
+            effective_from.into(),
+            to_numeric(input)?.into(),
+            to_numeric(output)?.into(),
+            to_numeric(cache_read)?.into(),
+            to_numeric(cache_write)?.into(),
+            to_numeric(reasoning)?.into(),
+        ],
+    )?;
+    id.ok_or_else(|| UsageError::Internal("insert returned no id".into()))
+}
+
+/// Adds a price version (service_role). Unset cache prices default to the
+/// input price, an unset reasoning price to the output price. Returns the
+/// new price_id. Events already logged keep their costs; use
+/// `reprice_ai_usage` to recompute them.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "set_model_price"
+)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn set_model_price(
+    p_provider: Option<String>,
+    p_model: Option<String>,
+    p_effective_from: Option<pgrx::datum::TimestampWithTimeZone>,
+    p_input_usd_per_mtok: Option<AnyNumeric>,
+    p_output_usd_per_mtok: Option<AnyNumeric>,
+    p_cache_read_usd_per_mtok: Option<AnyNumeric>,
+    p_cache_write_usd_per_mtok: Option<AnyNumeric>,
+    p_reasoning_usd_per_mtok: Option<AnyNumeric>,
+) -> PgResult<i32> {
+    at_boundary(set_model_price_impl(
+        p_provider,
+        p_model,
+        p_effective_from,
+        p_input_usd_per_mtok,
+        p_output_usd_per_mtok,
+        p_cache_read_usd_per_mtok,
+        p_cache_write_usd_per_mtok,
+        p_reasoning_usd_per_mtok,
+    ))
+}
+
+type UnknownModelRow = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<AnyNumeric>,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+);
+
+fn unknown_models_impl(org: Option<Uuid>) -> Result<Vec<UnknownModelRow>> {
+    let scope = org_read_scope(caller()?, org)?;
+    let sql = format!(
+        "SELECT l.provider, l.model_used, pg_catalog.count(*), pg_catalog.sum(l.total_tokens), \
+         pg_catalog.min(l.created_at), pg_catalog.max(l.created_at) \
+         FROM usage_tracker.ai_usage_log l WHERE l.price_id IS NULL AND {} \
+         GROUP BY l.provider, l.model_used ORDER BY 3 DESC, 2, 1",
+        scope.predicate("l", 1, 2)
+    );
+    let (orgs, user) = scope.args();
+    Spi::connect(|c| {
+        let t = c.select(&sql, None, &[orgs.into(), user.into()])?;
+        let mut out = Vec::new();
+        for row in t {
+            out.push((
+                row.get::<String>(1)?,
+                row.get::<String>(2)?,
+                row.get::<i64>(3)?,
+                row.get::<AnyNumeric>(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// Models logged without a price (zero cost), with how often and when:
+/// add their prices with set_model_price, then reprice.
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "list_unknown_models"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_unknown_models(
+    p_org_id: Option<Uuid>,
+) -> std::result::Result<
+    TableIterator<
+        'static,
+        (
+            name!(provider, Option<String>),
+            name!(model_used, Option<String>),
+            name!(requests, Option<i64>),
+            name!(total_tokens, Option<AnyNumeric>),
+            name!(first_seen, Option<pgrx::datum::TimestampWithTimeZone>),
+            name!(last_seen, Option<pgrx::datum::TimestampWithTimeZone>),
+        ),
+    >,
+    ErrorReport,
+> {
+    at_boundary(unknown_models_impl(p_org_id)).map(TableIterator::new)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+    use crate::spi_util::read_one;
+
+    fn current_price_id(model: &str) -> Result<Option<i32>> {
+        read_one(
+            "SELECT p.price_id FROM usage_tracker.model_prices p WHERE p.model = $1 \
+             ORDER BY p.effective_from DESC, p.price_id DESC LIMIT 1",
+            &[model.into()],
+        )
+    }
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn rates(i: &str, o: &str, cr: &str, cw: &str, r: &str) -> Rates {
+        Rates { input: d(i), output: d(o), cache_read: d(cr), cache_write: d(cw), reasoning: d(r) }
+    }
+
+    fn toks(i: i64, o: i64, cr: i64, cw: i64, r: i64) -> Tokens {
+        Tokens { input: i, output: o, cache_read: cr, cache_write: cw, reasoning: r }
+    }
+
+    macro_rules! cost_cases {
+        ($($name:ident: $tokens:expr, $rates:expr, $cached:expr => $total:expr, $potential:expr;)*) => {
+            $(
+                #[pg_test]
+                fn $name() {
+                    let c = compute_costs(&$tokens, Some(&$rates), $cached).unwrap();
+                    assert_eq!(c.total, d($total), "total");
+                    assert_eq!(c.potential, d($potential), "potential");
+                    assert_eq!(
+                        c.input + c.output + c.cache_read + c.cache_write + c.reasoning,
+                        c.total,
+                        "parts add up to the total"
+                    );
+                }
+            )*
+        };
+    }
+
+    cost_cases! {
+        sonnet_seed_prices: toks(1000, 500, 0, 0, 0), rates("3", "15", "0.3", "3.75", "15"), false
+            => "0.0105", "0.0105";
+        one_token_of_the_cheapest_model_is_not_zero: toks(1, 0, 0, 0, 0), rates("0.075", "0.3", "0", "0", "0"), false
+            => "0.000000075", "0.000000075";
+        nine_decimal_rate_one_token: toks(1, 0, 0, 0, 0), rates("0.000000001", "0", "0", "0", "0"), false
+            => "0.000000000000001", "0.000000000000001";
+        cache_and_reasoning_tokens: toks(100, 200, 10_000, 2_000, 300), rates("3", "15", "0.3", "3.75", "15"), false
+            => "0.0183", "0.0183";
+        cached_response_costs_nothing: toks(1000, 500, 0, 0, 0), rates("3", "15", "0.3", "3.75", "15"), true
+            => "0", "0.0105";
+        gpt_4o_mini: toks(1_000_000, 1_000_000, 0, 0, 0), rates("0.15", "0.6", "0.075", "0.15", "0.6"), false
+            => "0.75", "0.75";
+        max_tokens_max_rate_fits: toks(MAX_TOKENS, MAX_TOKENS, MAX_TOKENS, MAX_TOKENS, MAX_TOKENS),
+            rates("100000", "100000", "100000", "100000", "99999.999999999"), false
+            => "499999999999.999", "499999999999.999";
+        zero_tokens: toks(0, 0, 0, 0, 0), rates("3", "15", "0.3", "3.75", "15"), false => "0", "0";
+    }
+
+    #[pg_test]
+    fn unknown_model_costs_nothing() {
+        let c = compute_costs(&toks(10, 10, 0, 0, 0), None, false).unwrap();
+        assert_eq!(c, Costs::default());
+    }
+
+    #[pg_test]
+    fn beyond_the_seed_numeric_10_6() {
+        // NUMERIC(10,6) rounds this to zero and overflows at $10,000.
+        let c = compute_costs(&toks(1, 0, 0, 0, 0), Some(&rates("0.15", "0", "0", "0", "0")), false)
+            .unwrap();
+        assert_eq!(c.total, d("0.00000015"));
+        let big = compute_costs(
+            &toks(0, 1_000_000_000, 0, 0, 0),
+            Some(&rates("0", "15", "0", "0", "0")),
+            false,
+        )
+        .unwrap();
+        assert_eq!(big.total, d("15000"));
+    }
+
+    #[pg_test]
+    fn shipped_prices_are_in_the_catalog() {
+        assert_eq!(current_price_id("claude-sonnet-4-20250514").unwrap(), Some(1));
+        assert_eq!(current_price_id("gpt-4o-mini").unwrap(), Some(3));
+        assert_eq!(current_price_id("gpt-4o").unwrap(), Some(4));
+    }
+
+    #[pg_test]
+    fn rate_validation() {
+        assert!(rate_arg("x", Some(AnyNumeric::try_from("-1").unwrap())).is_err());
+        assert!(rate_arg("x", Some(AnyNumeric::try_from("100001").unwrap())).is_err());
+        assert!(rate_arg("x", Some(AnyNumeric::try_from("NaN").unwrap())).is_err());
+        assert!(rate_arg("x", Some(AnyNumeric::try_from("0.0000000001").unwrap())).is_err());
+        assert_eq!(rate_arg("x", Some(AnyNumeric::try_from("3.750").unwrap())).unwrap(), Some(d("3.75")));
+    }
+}
