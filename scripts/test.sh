@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, #[pg_test] unit tests, SQL tests
+# as the real roles (pgTAP), isolation tests and pgbench concurrency tests,
+# each against a scratch cluster created for this run.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh sql        only the SQL/isolation/pgbench suites (extension already installed)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+TEST_PORT=55499
+DB=ut_test
+what=${1:-all}
+
+bash "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+if [ "$what" = all ]; then
+    log "cargo fmt --check"
+    cargo fmt --check
+    log "cargo clippy -- -D warnings"
+    cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+    log "#[pg_test] unit tests"
+    mkdir -p "$RUN_DIR" && chown postgres:postgres "$RUN_DIR"
+    rm -rf "${RUN_DIR}/pgrx-test"
+    cargo pgrx test pg15 --runas postgres --pgdata "${RUN_DIR}/pgrx-test"
+    install_extension
+fi
+
+log "scratch cluster for the SQL tests"
+cluster_destroy test
+cluster_start test "$TEST_PORT" "shared_preload_libraries = 'pg_cron'" "cron.database_name = '${DB}'"
+cpsql test "$TEST_PORT" -d postgres -c "CREATE DATABASE ${DB}"
+cpsql test "$TEST_PORT" -d "$DB" -c "CREATE EXTENSION usage_tracker" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION dblink"
+cpsql test "$TEST_PORT" -d "$DB" -f "$ROOT/tests/helpers/helpers.sql"
+
+# Seed 001's own PL/pgSQL, loaded from ../shared/seeds into its own database,
+# is the baseline the dashboard functions are compared with.
+set +e
+bash "$ROOT/scripts/load_seed.sh" 001 test "$TEST_PORT" seed001_baseline
+rc=$?
+set -e
+case $rc in
+    0) cpsql test "$TEST_PORT" -d "$DB" -c "INSERT INTO test_helpers.config VALUES
+           ('seed001', 'host=${RUN_DIR}/test/sock port=${TEST_PORT} dbname=seed001_baseline user=postgres')" ;;
+    2) log "SKIP: ../shared/seeds/001_*.txt is absent, so the seed-equivalence tests are skipped" ;;
+    *) die "loading seed 001 failed" ;;
+esac
+
+log "SQL tests (pgTAP, as the real roles)"
+pg_prove --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$DB" "$ROOT"/tests/sql/*.sql
+
+log "isolation tests"
+bash "$ROOT/tests/isolation/run.sh" test "$TEST_PORT"
+
+log "pgbench concurrency tests"
+bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT"
+
+cluster_stop test
+log "all tests passed"
