@@ -67,6 +67,7 @@ cpsql() {
 # Builds (release) and installs the extension into Debian's PostgreSQL.
 install_extension() {
     log "building and installing usage_tracker (release)"
-    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null) \
-        || die "cargo pgrx install failed"
+    mkdir -p "$RUN_DIR"
+    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG" >"${RUN_DIR}/install.log" 2>&1) \
+        || { tail -40 "${RUN_DIR}/install.log" >&2; die "cargo pgrx install failed"; }
 }

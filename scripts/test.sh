@@ -56,5 +56,8 @@ bash "$ROOT/tests/isolation/run.sh" test "$TEST_PORT"
 log "pgbench concurrency tests"
 bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT"
 
+log "pg_dump / pg_restore"
+bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT"
+
 cluster_stop test
 log "all tests passed"

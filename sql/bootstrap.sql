@@ -189,7 +189,6 @@ CREATE TABLE usage_tracker.ai_usage_log (
     error_message        text,
     idempotency_key      text,
     metadata             jsonb,
-    CONSTRAINT ai_usage_log_pkey PRIMARY KEY (org_id, created_at, id),
     CONSTRAINT ai_usage_log_tokens_check CHECK (
         input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
         AND cache_write_tokens >= 0 AND reasoning_tokens >= 0),
@@ -202,10 +201,14 @@ CREATE TABLE usage_tracker.ai_usage_log (
     CONSTRAINT ai_usage_log_tool_turns_check CHECK (tool_turns >= 0)
 ) PARTITION BY RANGE (created_at);
 
-CREATE INDEX ai_usage_log_user_idx ON usage_tracker.ai_usage_log (user_id, created_at);
+-- No primary key or index on the parent itself: each partition gets its
+-- primary key (org_id, created_at, id) and indexes when it is created (see
+-- src/partitions.rs). Partitions are not extension members, so pg_dump
+-- recreates them with their own indexes; an index on this parent would be
+-- created twice on restore.
 
 COMMENT ON TABLE usage_tracker.ai_usage_log IS
-    'One row per AI request (seed 001''s ai_usage_log plus org, provider, cache and reasoning tokens, idempotency and exact costs). Append-only; written by log_ai_usage. Users read their own rows; org admins read their organization through the dashboard functions.';
+    'One row per AI request (seed 001''s ai_usage_log plus org, provider, cache and reasoning tokens, idempotency and exact costs). Append-only; written by log_ai_usage. Users read their own rows; org admins read their organization through the dashboard functions. Partitioned by month of created_at; each partition has primary key (org_id, created_at, id).';
 COMMENT ON COLUMN usage_tracker.ai_usage_log.id IS 'Row id returned by log_ai_usage';
 COMMENT ON COLUMN usage_tracker.ai_usage_log.org_id IS 'Organization the usage belongs to (the user''s personal organization, org_id = user_id, when none was given)';
 COMMENT ON COLUMN usage_tracker.ai_usage_log.user_id IS 'The logged-in user who made the request (not the customer being viewed)';

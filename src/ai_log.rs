@@ -40,7 +40,10 @@ fn check_len(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
 fn tokens(name: &'static str, v: Option<i64>) -> Result<i64> {
     let v = v.unwrap_or(0);
     if !(0..=MAX_TOKENS).contains(&v) {
-        return Err(UsageError::out_of_range(name, format!("{v} is not between 0 and {MAX_TOKENS}")));
+        return Err(UsageError::out_of_range(
+            name,
+            format!("{v} is not between 0 and {MAX_TOKENS}"),
+        ));
     }
     Ok(v)
 }
@@ -128,11 +131,16 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
 
     // Required values and enumerations.
     let user_id = u.user_id.ok_or(UsageError::NullValue("p_user_id"))?;
-    let request_type = u.request_type.ok_or(UsageError::NullValue("p_request_type"))?;
+    let request_type = u
+        .request_type
+        .ok_or(UsageError::NullValue("p_request_type"))?;
     let status = u.status.ok_or(UsageError::NullValue("p_status"))?;
     let model = u.model_used.ok_or(UsageError::NullValue("p_model_used"))?;
     if status != "success" && status != "error" {
-        return Err(UsageError::invalid("p_status", format!("'{status}' is not success or error")));
+        return Err(UsageError::invalid(
+            "p_status",
+            format!("'{status}' is not success or error"),
+        ));
     }
     if model.is_empty() {
         return Err(UsageError::invalid("p_model_used", "must not be empty"));
@@ -180,7 +188,9 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         if !valid_idempotency_key(k) {
             return Err(UsageError::invalid(
                 "p_idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"),
+                format!(
+                    "must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"
+                ),
             ));
         }
     }
@@ -188,7 +198,9 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         if !m.0.is_object() {
             return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
         }
-        let size = serde_json::to_vec(&m.0).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&m.0)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_METADATA_BYTES {
             return Err(UsageError::invalid(
                 "p_metadata",
@@ -218,8 +230,14 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
 
     // Exact cost from the price in force at that time.
     let price = price_at(&model, u.provider.as_deref(), created_at)?;
-    let costs = compute_costs(&toks, price.as_ref().map(|p| &p.rates), u.cached.unwrap_or(false))?;
-    let provider = u.provider.or_else(|| price.as_ref().map(|p| p.provider.clone()));
+    let costs = compute_costs(
+        &toks,
+        price.as_ref().map(|p| &p.rates),
+        u.cached.unwrap_or(false),
+    )?;
+    let provider = u
+        .provider
+        .or_else(|| price.as_ref().map(|p| p.provider.clone()));
 
     partitions::ensure_for(&when)?;
 
@@ -256,7 +274,11 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         u.idempotency_key.clone().into(),
         u.metadata.into(),
     ];
-    let sql = if u.idempotency_key.is_some() { INSERT_WITH_KEY_SQL } else { INSERT_SQL };
+    let sql = if u.idempotency_key.is_some() {
+        INSERT_WITH_KEY_SQL
+    } else {
+        INSERT_SQL
+    };
     let inserted: Option<Uuid> = Spi::connect_mut(|c| {
         let p = plan(c, sql, &args, true)?;
         crate::spi_util::first(c.update(&*p, None, &args)?)
@@ -361,7 +383,8 @@ fn add_request_type_impl(name: Option<String>, description: Option<String>) -> R
     let ok = !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
     if !ok {
         return Err(UsageError::invalid(
             "p_request_type",
@@ -386,7 +409,10 @@ fn add_request_type_impl(name: Option<String>, description: Option<String>) -> R
     name = "add_request_type"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn add_request_type(p_request_type: Option<String>, p_description: Option<String>) -> PgResult<bool> {
+fn add_request_type(
+    p_request_type: Option<String>,
+    p_description: Option<String>,
+) -> PgResult<bool> {
     at_boundary(add_request_type_impl(p_request_type, p_description))
 }
 
@@ -421,14 +447,16 @@ mod tests {
 
     #[pg_test]
     fn same_key_returns_first_id_and_counts_once() {
-        let sql = "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
+        let sql =
+            "SELECT usage_tracker.log_ai_usage('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, \
                    p_input_tokens => 10, p_idempotency_key => 'k-1')";
         let a: Option<Uuid> = Spi::get_one(sql).unwrap();
         let b: Option<Uuid> = Spi::get_one(sql).unwrap();
         assert_eq!(a, b);
-        let n: Option<i64> =
-            Spi::get_one("SELECT count(*) FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'k-1'")
-                .unwrap();
+        let n: Option<i64> = Spi::get_one(
+            "SELECT count(*) FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'k-1'",
+        )
+        .unwrap();
         assert_eq!(n, Some(1));
     }
 
@@ -472,7 +500,10 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(cost_at("2025-12-31 23:59:59.999999+00").as_deref(), Some("3"));
+        assert_eq!(
+            cost_at("2025-12-31 23:59:59.999999+00").as_deref(),
+            Some("3")
+        );
         assert_eq!(cost_at("2026-01-01 00:00:00+00").as_deref(), Some("6"));
     }
 

@@ -16,7 +16,10 @@ pub const MAX_DAYS: i32 = 3660;
 pub fn check_days(days: Option<i32>) -> Result<i32> {
     let d = days.ok_or(UsageError::NullValue("p_days"))?;
     if !(1..=MAX_DAYS).contains(&d) {
-        return Err(UsageError::out_of_range("p_days", format!("{d} is not between 1 and {MAX_DAYS}")));
+        return Err(UsageError::out_of_range(
+            "p_days",
+            format!("{d} is not between 1 and {MAX_DAYS}"),
+        ));
     }
     Ok(d)
 }
@@ -304,7 +307,16 @@ mod tests {
         let j: Option<JsonB> =
             Spi::get_one("SELECT usage_tracker.get_ai_usage_dashboard(30)").unwrap();
         let j = j.unwrap().0;
-        for key in ["summary", "costs", "by_user", "by_customer", "daily_trend", "by_request_type", "current_month", "previous_month"] {
+        for key in [
+            "summary",
+            "costs",
+            "by_user",
+            "by_customer",
+            "daily_trend",
+            "by_request_type",
+            "current_month",
+            "previous_month",
+        ] {
             assert!(j.get(key).is_some(), "{key}");
         }
         assert_eq!(j["by_user"], serde_json::json!([]));

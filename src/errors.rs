@@ -50,11 +50,17 @@ impl UsageError {
     }
 
     pub fn out_of_range(name: &'static str, detail: impl Into<String>) -> Self {
-        UsageError::OutOfRange { name, detail: detail.into() }
+        UsageError::OutOfRange {
+            name,
+            detail: detail.into(),
+        }
     }
 
     pub fn invalid(name: &'static str, detail: impl Into<String>) -> Self {
-        UsageError::InvalidParameter { name, detail: detail.into() }
+        UsageError::InvalidParameter {
+            name,
+            detail: detail.into(),
+        }
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {

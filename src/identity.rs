@@ -94,9 +94,15 @@ pub fn current_uid() -> Option<Uuid> {
             }
         }
         let uid = sub_from_claims(claims).or_else(|| {
-            std::str::from_utf8(fallback).ok().and_then(|s| parse_uuid(s.trim()))
+            std::str::from_utf8(fallback)
+                .ok()
+                .and_then(|s| parse_uuid(s.trim()))
         });
-        *cache = Some(ClaimsCache { claims: claims.to_vec(), fallback: fallback.to_vec(), uid });
+        *cache = Some(ClaimsCache {
+            claims: claims.to_vec(),
+            fallback: fallback.to_vec(),
+            uid,
+        });
         uid
     })
 }
@@ -163,16 +169,22 @@ pub fn caller() -> Result<Caller> {
     // SAFETY: reads backend-local state.
     let outer = unsafe { pg_sys::GetOuterUserId() };
     if role_oid(c"anon") == Some(outer) {
-        return Err(UsageError::forbidden("the anon role may not use usage_tracker"));
+        return Err(UsageError::forbidden(
+            "the anon role may not use usage_tracker",
+        ));
     }
-    current_uid().map(Caller::User).ok_or(UsageError::NotAuthenticated)
+    current_uid()
+        .map(Caller::User)
+        .ok_or(UsageError::NotAuthenticated)
 }
 
 /// Only trusted callers (service_role, owner, superuser) pass.
 pub fn require_trusted(what: &str) -> Result<()> {
     match caller()? {
         Caller::Trusted => Ok(()),
-        Caller::User(_) => Err(UsageError::forbidden(format!("{what} requires service_role"))),
+        Caller::User(_) => Err(UsageError::forbidden(format!(
+            "{what} requires service_role"
+        ))),
     }
 }
 
@@ -232,7 +244,9 @@ pub fn authorize_write(caller: Caller, user: Uuid, org: Uuid) -> Result<()> {
         Caller::Trusted => Ok(()),
         Caller::User(me) => {
             if me != user {
-                return Err(UsageError::forbidden("a user may only record their own usage"));
+                return Err(UsageError::forbidden(
+                    "a user may only record their own usage",
+                ));
             }
             if org_role(org, me)?.is_none() {
                 return Err(UsageError::forbidden("not a member of this organization"));
@@ -252,7 +266,11 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub const ALL: Scope = Scope { orgs: None, user: None, either: false };
+    pub const ALL: Scope = Scope {
+        orgs: None,
+        user: None,
+        either: false,
+    };
 
     /// SQL predicate over `alias`; `$orgs_param` is a uuid[] and
     /// `$user_param` a uuid, always both bound (see [`Scope::args`]).
@@ -280,15 +298,29 @@ impl Scope {
 pub fn org_read_scope(caller: Caller, org: Option<Uuid>) -> Result<Scope> {
     match (caller, org) {
         (Caller::Trusted, None) => Ok(Scope::ALL),
-        (Caller::Trusted, Some(o)) => Ok(Scope { orgs: Some(vec![o]), user: None, either: false }),
+        (Caller::Trusted, Some(o)) => Ok(Scope {
+            orgs: Some(vec![o]),
+            user: None,
+            either: false,
+        }),
         (Caller::User(me), Some(o)) => match org_role(o, me)? {
-            Some(r) if r.sees_org() => Ok(Scope { orgs: Some(vec![o]), user: None, either: false }),
-            Some(_) => Ok(Scope { orgs: Some(vec![o]), user: Some(me), either: false }),
+            Some(r) if r.sees_org() => Ok(Scope {
+                orgs: Some(vec![o]),
+                user: None,
+                either: false,
+            }),
+            Some(_) => Ok(Scope {
+                orgs: Some(vec![o]),
+                user: Some(me),
+                either: false,
+            }),
             None => Err(UsageError::forbidden("not a member of this organization")),
         },
-        (Caller::User(me), None) => {
-            Ok(Scope { orgs: Some(admin_orgs(me)?), user: Some(me), either: true })
-        }
+        (Caller::User(me), None) => Ok(Scope {
+            orgs: Some(admin_orgs(me)?),
+            user: Some(me),
+            either: true,
+        }),
     }
 }
 
@@ -296,8 +328,16 @@ pub fn org_read_scope(caller: Caller, org: Option<Uuid>) -> Result<Scope> {
 /// organizations you administer and they belong to.
 pub fn user_read_scope(caller: Caller, target: Uuid) -> Result<Scope> {
     match caller {
-        Caller::Trusted => Ok(Scope { orgs: None, user: Some(target), either: false }),
-        Caller::User(me) if me == target => Ok(Scope { orgs: None, user: Some(me), either: false }),
+        Caller::Trusted => Ok(Scope {
+            orgs: None,
+            user: Some(target),
+            either: false,
+        }),
+        Caller::User(me) if me == target => Ok(Scope {
+            orgs: None,
+            user: Some(me),
+            either: false,
+        }),
         Caller::User(me) => {
             let mine = admin_orgs(me)?;
             let shared: Option<Vec<Uuid>> = read_one(
@@ -306,9 +346,11 @@ pub fn user_read_scope(caller: Caller, target: Uuid) -> Result<Scope> {
                 &[target.into(), mine.into()],
             )?;
             match shared {
-                Some(orgs) if !orgs.is_empty() => {
-                    Ok(Scope { orgs: Some(orgs), user: Some(target), either: false })
-                }
+                Some(orgs) if !orgs.is_empty() => Ok(Scope {
+                    orgs: Some(orgs),
+                    user: Some(target),
+                    either: false,
+                }),
                 _ => Err(UsageError::forbidden(
                     "you may only see users of organizations you administer",
                 )),
@@ -326,7 +368,12 @@ mod tests {
     fn parse_uuid_accepts_canonical_and_rejects_junk() {
         let u = parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
         assert_eq!(parse_uuid("A0EEBC999C0B4EF8BB6D6BB9BD380A11"), Some(u));
-        for bad in ["", "nope", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", "a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a11"] {
+        for bad in [
+            "",
+            "nope",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a11",
+        ] {
             assert_eq!(parse_uuid(bad), None, "{bad}");
         }
     }
@@ -345,7 +392,13 @@ mod tests {
         assert_eq!(current_uid(), parse_uuid(sub));
         set("", sub);
         assert_eq!(current_uid(), parse_uuid(sub));
-        for junk in ["{", "[]", r#"{"sub":""}"#, r#"{"sub":42}"#, r#"{"sub":"not-a-uuid"}"#] {
+        for junk in [
+            "{",
+            "[]",
+            r#"{"sub":""}"#,
+            r#"{"sub":42}"#,
+            r#"{"sub":"not-a-uuid"}"#,
+        ] {
             set(junk, "");
             assert_eq!(current_uid(), None, "{junk}");
         }
@@ -357,9 +410,23 @@ mod tests {
     fn scope_predicates() {
         let u = parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
         assert_eq!(Scope::ALL.predicate("l", 1, 2), "true");
-        let s = Scope { orgs: Some(vec![u]), user: Some(u), either: true };
-        assert_eq!(s.predicate("l", 1, 2), "(l.org_id = ANY($1) OR l.user_id = $2)");
-        let s = Scope { orgs: Some(vec![u]), user: Some(u), either: false };
-        assert_eq!(s.predicate("l", 1, 2), "l.org_id = ANY($1) AND l.user_id = $2");
+        let s = Scope {
+            orgs: Some(vec![u]),
+            user: Some(u),
+            either: true,
+        };
+        assert_eq!(
+            s.predicate("l", 1, 2),
+            "(l.org_id = ANY($1) OR l.user_id = $2)"
+        );
+        let s = Scope {
+            orgs: Some(vec![u]),
+            user: Some(u),
+            either: false,
+        };
+        assert_eq!(
+            s.predicate("l", 1, 2),
+            "l.org_id = ANY($1) AND l.user_id = $2"
+        );
     }
 }

@@ -13,7 +13,10 @@ fn set_member(org: Option<Uuid>, user: Option<Uuid>, role: Option<String>) -> Re
     let user = user.ok_or(UsageError::NullValue("p_user_id"))?;
     let role = role.ok_or(UsageError::NullValue("p_role"))?;
     if OrgRole::parse(&role).is_none() {
-        return Err(UsageError::invalid("p_role", format!("'{role}' is not member, admin or owner")));
+        return Err(UsageError::invalid(
+            "p_role",
+            format!("'{role}' is not member, admin or owner"),
+        ));
     }
     if org == user {
         return Err(UsageError::invalid(

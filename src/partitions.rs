@@ -1,5 +1,10 @@
 //! Monthly partitions of the AI usage log, created on demand and ahead.
 //!
+//! Each partition carries the primary key and indexes itself (the parent has
+//! none): partitions are not extension members, so pg_dump recreates them
+//! with their indexes, and an index on the extension-owned parent would be
+//! created a second time by ATTACH PARTITION during a restore.
+//!
 //! A new partition is created as a plain table and then attached: ATTACH
 //! PARTITION takes only SHARE UPDATE EXCLUSIVE on the log, so writers and
 //! readers never wait behind it (CREATE TABLE ... PARTITION OF would take
@@ -48,11 +53,19 @@ pub fn month_key(t: &DateTime<Utc>) -> i32 {
 }
 
 fn month_start(key: i32) -> String {
-    format!("{:04}-{:02}-01 00:00:00+00", key.div_euclid(12), key.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}-01 00:00:00+00",
+        key.div_euclid(12),
+        key.rem_euclid(12) + 1
+    )
 }
 
 pub fn partition_name(key: i32) -> String {
-    format!("ai_usage_log_y{:04}m{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
+    format!(
+        "ai_usage_log_y{:04}m{:02}",
+        key.div_euclid(12),
+        key.rem_euclid(12) + 1
+    )
 }
 
 thread_local! {
@@ -114,6 +127,11 @@ pub fn ensure_month(key: i32) -> Result<bool> {
         "CREATE TABLE usage_tracker_private.{name} \
            (LIKE usage_tracker.ai_usage_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
             INCLUDING GENERATED INCLUDING STORAGE); \
+         ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_pkey \
+           PRIMARY KEY (org_id, created_at, id); \
+         CREATE INDEX {name}_user_idx ON usage_tracker_private.{name} (user_id, created_at); \
+         CREATE INDEX {name}_unpriced_idx ON usage_tracker_private.{name} (model_used) \
+           WHERE price_id IS NULL; \
          ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_bounds \
            CHECK (created_at >= '{from}' AND created_at < '{to}'); \
          ALTER TABLE usage_tracker.ai_usage_log ATTACH PARTITION usage_tracker_private.{name} \
@@ -145,7 +163,9 @@ mod tests {
 
     #[pg_test]
     fn month_keys_and_names() {
-        let t = DateTime::parse_from_rfc3339("2026-12-31T23:59:59.999Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-12-31T23:59:59.999Z")
+            .unwrap()
+            .to_utc();
         let key = month_key(&t);
         assert_eq!(partition_name(key), "ai_usage_log_y2026m12");
         assert_eq!(month_start(key + 1), "2027-01-01 00:00:00+00");

@@ -62,7 +62,8 @@ fn token_cost(tokens: i64, rate: Decimal) -> Result<Decimal> {
     if scale > 28 {
         return Err(UsageError::out_of_range("cost", "too many decimal places"));
     }
-    v.set_scale(scale).map_err(|e| UsageError::Internal(e.to_string()))?;
+    v.set_scale(scale)
+        .map_err(|e| UsageError::Internal(e.to_string()))?;
     Ok(v.normalize())
 }
 
@@ -79,10 +80,21 @@ pub fn compute_costs(t: &Tokens, rates: Option<&Rates>, cached: bool) -> Result<
     ];
     let potential = parts.iter().copied().sum::<Decimal>().normalize();
     if cached {
-        return Ok(Costs { potential, ..Costs::default() });
+        return Ok(Costs {
+            potential,
+            ..Costs::default()
+        });
     }
     let [input, output, cache_read, cache_write, reasoning] = parts;
-    Ok(Costs { input, output, cache_read, cache_write, reasoning, total: potential, potential })
+    Ok(Costs {
+        input,
+        output,
+        cache_read,
+        cache_write,
+        reasoning,
+        total: potential,
+        potential,
+    })
 }
 
 pub fn to_numeric(d: Decimal) -> Result<AnyNumeric> {
@@ -163,7 +175,8 @@ pub fn valid_provider(p: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -188,10 +201,16 @@ fn set_model_price_impl(
         ));
     }
     if model.is_empty() || model.chars().count() > 200 {
-        return Err(UsageError::invalid("p_model", "must be 1 to 200 characters"));
+        return Err(UsageError::invalid(
+            "p_model",
+            "must be 1 to 200 characters",
+        ));
     }
     if !effective_from.is_finite() {
-        return Err(UsageError::invalid("p_effective_from", "must be a finite time"));
+        return Err(UsageError::invalid(
+            "p_effective_from",
+            "must be a finite time",
+        ));
     }
     let input = rate_arg("p_input_usd_per_mtok", input)?
         .ok_or(UsageError::NullValue("p_input_usd_per_mtok"))?;
@@ -301,6 +320,7 @@ fn unknown_models_impl(org: Option<Uuid>) -> Result<Vec<UnknownModelRow>> {
     name = "list_unknown_models"
 )]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the literal tuple
 fn list_unknown_models(
     p_org_id: Option<Uuid>,
 ) -> std::result::Result<
@@ -339,11 +359,23 @@ mod tests {
     }
 
     fn rates(i: &str, o: &str, cr: &str, cw: &str, r: &str) -> Rates {
-        Rates { input: d(i), output: d(o), cache_read: d(cr), cache_write: d(cw), reasoning: d(r) }
+        Rates {
+            input: d(i),
+            output: d(o),
+            cache_read: d(cr),
+            cache_write: d(cw),
+            reasoning: d(r),
+        }
     }
 
     fn toks(i: i64, o: i64, cr: i64, cw: i64, r: i64) -> Tokens {
-        Tokens { input: i, output: o, cache_read: cr, cache_write: cw, reasoning: r }
+        Tokens {
+            input: i,
+            output: o,
+            cache_read: cr,
+            cache_write: cw,
+            reasoning: r,
+        }
     }
 
     macro_rules! cost_cases {
@@ -392,8 +424,12 @@ mod tests {
     #[pg_test]
     fn beyond_the_seed_numeric_10_6() {
         // NUMERIC(10,6) rounds this to zero and overflows at $10,000.
-        let c = compute_costs(&toks(1, 0, 0, 0, 0), Some(&rates("0.15", "0", "0", "0", "0")), false)
-            .unwrap();
+        let c = compute_costs(
+            &toks(1, 0, 0, 0, 0),
+            Some(&rates("0.15", "0", "0", "0", "0")),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.total, d("0.00000015"));
         let big = compute_costs(
             &toks(0, 1_000_000_000, 0, 0, 0),
@@ -406,7 +442,10 @@ mod tests {
 
     #[pg_test]
     fn shipped_prices_are_in_the_catalog() {
-        assert_eq!(current_price_id("claude-sonnet-4-20250514").unwrap(), Some(1));
+        assert_eq!(
+            current_price_id("claude-sonnet-4-20250514").unwrap(),
+            Some(1)
+        );
         assert_eq!(current_price_id("gpt-4o-mini").unwrap(), Some(3));
         assert_eq!(current_price_id("gpt-4o").unwrap(), Some(4));
     }
@@ -417,6 +456,9 @@ mod tests {
         assert!(rate_arg("x", Some(AnyNumeric::try_from("100001").unwrap())).is_err());
         assert!(rate_arg("x", Some(AnyNumeric::try_from("NaN").unwrap())).is_err());
         assert!(rate_arg("x", Some(AnyNumeric::try_from("0.0000000001").unwrap())).is_err());
-        assert_eq!(rate_arg("x", Some(AnyNumeric::try_from("3.750").unwrap())).unwrap(), Some(d("3.75")));
+        assert_eq!(
+            rate_arg("x", Some(AnyNumeric::try_from("3.750").unwrap())).unwrap(),
+            Some(d("3.75"))
+        );
     }
 }

@@ -29,8 +29,11 @@ pub fn plan(
         return Ok(p);
     }
     let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-    let prepared =
-        if mutating { client.prepare_mut(sql, &types)? } else { client.prepare(sql, &types)? };
+    let prepared = if mutating {
+        client.prepare_mut(sql, &types)?
+    } else {
+        client.prepare(sql, &types)?
+    };
     let kept = Rc::new(prepared.keep());
     PLANS.with(|m| m.borrow_mut().insert((sql, mutating), kept.clone()));
     Ok(kept)

@@ -1,0 +1,49 @@
+-- A realistic demo data set: two organizations, five users, twelve
+-- customers, four models (one without a price), 30 days of requests with
+-- errors and cached responses. Loaded once by scripts/demo.sh.
+\set ON_ERROR_STOP on
+\o /dev/null
+BEGIN;
+
+CREATE TEMP TABLE people (name text, id uuid, email text, org uuid, role text);
+INSERT INTO people VALUES
+    ('alice', '11111111-1111-4111-8111-111111111111', 'alice@acme.test',  'ac000000-0000-4000-8000-000000000001', 'admin'),
+    ('bob',   '22222222-2222-4222-8222-222222222222', 'bob@acme.test',    'ac000000-0000-4000-8000-000000000001', 'member'),
+    ('carol', '33333333-3333-4333-8333-333333333333', 'carol@globex.test','91000000-0000-4000-8000-000000000002', 'owner'),
+    ('dave',  '44444444-4444-4444-8444-444444444444', 'dave@globex.test', '91000000-0000-4000-8000-000000000002', 'member'),
+    ('erin',  '55555555-5555-4555-8555-555555555555', 'erin@solo.test',   NULL, NULL);
+
+SELECT usage_tracker.set_org_member(org, id, role) FROM people WHERE org IS NOT NULL;
+
+-- 30 days of requests; busier on weekdays and in working hours.
+SELECT count(usage_tracker.log_ai_usage(
+           p_user_id         => p.id,
+           p_user_email      => p.email,
+           p_customer_id     => CASE WHEN h % 4 = 0 THEN NULL ELSE 1 + h % 12 END,
+           p_customer_name   => CASE WHEN h % 4 = 0 THEN NULL ELSE (ARRAY['Initech','Umbrella','Hooli','Vandelay','Stark','Wayne',
+                                    'Wonka','Tyrell','Cyberdyne','Soylent','Duff','Oceanic'])[1 + h % 12] END,
+           p_request_type    => (ARRAY['report','report','insight','insight','chat','chat','chat','scheduled','widget'])[1 + h % 9],
+           p_session_id      => 'demo-' || (i / 7),
+           p_input_tokens    => 200 + h % 12000,
+           p_output_tokens   => 50 + (h / 7) % 3000,
+           p_model_used      => (ARRAY['claude-sonnet-4-20250514','claude-sonnet-4-20250514','gpt-4o-mini','gpt-4o-mini',
+                                       'gpt-4o-mini','gpt-4o','llama-3.1-70b'])[1 + (h / 13) % 7],
+           p_latency_ms      => 300 + (h / 3) % 8000,
+           p_tool_turns      => (h / 11) % 4,
+           p_status          => CASE WHEN h % 37 = 0 THEN 'error' ELSE 'success' END,
+           p_error_message   => CASE WHEN h % 37 = 0 THEN 'upstream 529: overloaded' END,
+           p_org_id          => coalesce(p.org, p.id),
+           p_occurred_at     => ts,
+           p_cache_read_tokens => CASE WHEN h % 3 = 0 THEN h % 20000 ELSE 0 END,
+           p_cached          => h % 10 = 0,
+           p_metadata        => jsonb_build_object('demo', true, 'feature', (ARRAY['summary','qa','export'])[1 + h % 3])))
+  FROM (
+        SELECT i, abs(hashint4(i)) AS h,
+               now() - make_interval(secs => abs(hashint4(i * 7 + 1)) % (30 * 86400)) AS ts
+          FROM generate_series(1, 8000) AS i
+       ) r
+  JOIN LATERAL (SELECT * FROM people ORDER BY name OFFSET (r.h / 101) % 5 LIMIT 1) p ON true
+ WHERE extract(isodow FROM r.ts) < 6 OR r.h % 3 = 0;
+
+COMMIT;
+\o

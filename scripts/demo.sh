@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Sets everything up and shows usage_tracker working: installs what is
+# missing, builds and installs the extension, starts a throwaway cluster
+# (socket in .run/demo/sock, no TCP), loads a demo data set once and prints
+# the dashboards as different callers. Safe to run again.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+PORT=55433
+DB=usage_demo
+
+bash "$ROOT/scripts/setup.sh"
+install_extension
+log "starting the demo cluster"
+cluster_start demo "$PORT"
+q() { cpsql demo "$PORT" -d "$DB" "$@"; }
+
+cpsql demo "$PORT" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '${DB}'" | grep -q 1 \
+    || cpsql demo "$PORT" -d postgres -c "CREATE DATABASE ${DB}"
+q -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS usage_tracker" -c "ALTER EXTENSION usage_tracker UPDATE"
+if [ "$(q -tAc "SELECT count(*) FROM usage_tracker.ai_usage_log")" = 0 ]; then
+    log "loading the demo data set (two orgs, five users, 30 days of requests)"
+    q -f "$ROOT/demo/demo_data.sql"
+fi
+q -c "SELECT usage_tracker.run_maintenance()" >/dev/null
+
+show() { printf '\n\033[1m-- %s\033[0m\n' "$1"; shift; q -P pager=off "$@"; }
+
+show "Cost summary, all organizations (as service_role)" <<'SQL'
+BEGIN; SET LOCAL ROLE service_role;
+SELECT key, value FROM jsonb_each(usage_tracker.get_ai_cost_summary()) ORDER BY key;
+COMMIT;
+SQL
+
+show "Acme's dashboard, last 30 days (as alice, Acme's admin, through the JWT)" <<'SQL'
+BEGIN; SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub":"11111111-1111-4111-8111-111111111111","role":"authenticated"}', true) \g /dev/null
+SELECT jsonb_pretty(d->'summary') AS summary, jsonb_pretty(d->'costs') AS costs
+  FROM usage_tracker.get_ai_usage_dashboard(30, 'ac000000-0000-4000-8000-000000000001') d;
+SELECT u->>'user_email' AS user_email, u->>'request_count' AS requests, u->>'total_tokens' AS tokens,
+       u->>'total_cost' AS cost_usd
+  FROM jsonb_array_elements(usage_tracker.get_ai_usage_dashboard(30, 'ac000000-0000-4000-8000-000000000001')->'by_user') u;
+SELECT r->>'request_type' AS request_type, r->>'count' AS requests, r->>'cost' AS cost_usd, r->>'avg_latency' AS avg_latency_ms
+  FROM jsonb_array_elements(usage_tracker.get_ai_usage_dashboard(30, 'ac000000-0000-4000-8000-000000000001')->'by_request_type') r;
+COMMIT;
+SQL
+
+show "Bob's own usage, last 7 days (as bob, an Acme member)" <<'SQL'
+BEGIN; SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub":"22222222-2222-4222-8222-222222222222","role":"authenticated"}', true) \g /dev/null
+SELECT jsonb_pretty(usage_tracker.get_user_ai_usage('22222222-2222-4222-8222-222222222222', 7)->'summary') AS summary;
+SELECT d->>'date' AS date, d->>'requests' AS requests, d->>'tokens' AS tokens, d->>'cost' AS cost_usd
+  FROM jsonb_array_elements(usage_tracker.get_user_ai_usage('22222222-2222-4222-8222-222222222222', 7)->'daily_usage') d;
+COMMIT;
+SQL
+
+show "Bob asks for Globex's dashboard: refused with SQLSTATE 42501" <<'SQL'
+\set ON_ERROR_STOP off
+BEGIN; SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub":"22222222-2222-4222-8222-222222222222","role":"authenticated"}', true) \g /dev/null
+SELECT usage_tracker.get_ai_usage_dashboard(30, '91000000-0000-4000-8000-000000000002');
+ROLLBACK;
+SQL
+
+show "Models logged without a price (zero cost until priced)" <<'SQL'
+SELECT * FROM usage_tracker.list_unknown_models();
+SQL
+
+cat <<EOF2
+
+The demo cluster is running. Connect with:
+    psql -h ${RUN_DIR}/demo/sock -p ${PORT} -U postgres ${DB}
+Stop it with:
+    runuser -u postgres -- ${PG_BIN}/pg_ctl -D ${RUN_DIR}/demo/data stop
+EOF2

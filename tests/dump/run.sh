@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# run.sh CLUSTER PORT: pg_dump / pg_restore keeps every row and sequence
+# position of the extension's tables, and the restored database works.
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/common.sh"
+cluster=$1 port=$2
+sock="${RUN_DIR}/${cluster}/sock"
+q() { cpsql "$cluster" "$port" "$@"; }
+
+q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS ut_dump" -c "DROP DATABASE IF EXISTS ut_restore" -c "CREATE DATABASE ut_dump"
+q -d ut_dump -q <<'SQL'
+\o /dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION usage_tracker;
+SELECT usage_tracker.set_org_member('0a0a0a0a-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'admin');
+SELECT usage_tracker.add_request_type('translation', 'Translations');
+SELECT usage_tracker.set_model_price('mistral', 'mistral-large', '2024-01-01', 2, 6);
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_input_tokens => 100 + i,
+           p_occurred_at => now() - make_interval(days => i * 9), p_idempotency_key => 'dump-' || i,
+           p_model_used => CASE WHEN i % 2 = 0 THEN 'mistral-large' ELSE 'gpt-4o-mini' END,
+           p_request_type => CASE WHEN i % 3 = 0 THEN 'translation' ELSE 'chat' END,
+           p_org_id => CASE WHEN i % 2 = 0 THEN '0a0a0a0a-0000-4000-8000-000000000001'::uuid END)
+  FROM generate_series(1, 40) i;
+SQL
+
+snapshot() {
+    q -d "$1" -At <<'SQL'
+SELECT 'log', count(*), sum(total_cost_usd), sum(input_tokens) FROM usage_tracker.ai_usage_log
+UNION ALL SELECT 'members', count(*), NULL, NULL FROM usage_tracker.org_members
+UNION ALL SELECT 'prices', count(*), sum(input_usd_per_mtok), max(price_id) FROM usage_tracker.model_prices
+UNION ALL SELECT 'types', count(*), NULL, NULL FROM usage_tracker.request_types
+UNION ALL SELECT 'keys', count(*), NULL, NULL FROM usage_tracker_private.ai_usage_idempotency
+UNION ALL SELECT 'ingest_seq', last_value, NULL, NULL FROM usage_tracker_private.ai_usage_log_ingest_seq
+UNION ALL SELECT 'price_seq', last_value, NULL, NULL FROM usage_tracker_private.model_prices_price_id_seq;
+SQL
+}
+
+before=$(snapshot ut_dump)
+"${PG_BIN}/pg_dump" -h "$sock" -p "$port" -U postgres -Fc -f "${RUN_DIR}/ut_dump.dump" ut_dump
+q -d postgres -c "CREATE DATABASE ut_restore"
+"${PG_BIN}/pg_restore" -h "$sock" -p "$port" -U postgres --exit-on-error -d ut_restore "${RUN_DIR}/ut_dump.dump"
+after=$(snapshot ut_restore)
+if [ "$before" != "$after" ]; then
+    echo "not ok - pg_restore changed the data"; diff <(echo "$before") <(echo "$after"); exit 1
+fi
+echo "ok - pg_dump/pg_restore keeps every row and sequence position"
+
+check=$(q -d ut_restore -At <<'SQL'
+CREATE TEMP TABLE r AS
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_idempotency_key => 'dump-1',
+                                  p_occurred_at => now() - interval '9 days') AS retried,
+       usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_model_used => 'mistral-large',
+                                  p_input_tokens => 1000000, p_request_type => 'translation') AS fresh,
+       usage_tracker.set_model_price('mistral', 'mistral-small', now(), 1, 3) AS price_id;
+SELECT concat_ws(' ',
+           r.retried = (SELECT id FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'dump-1'),
+           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 41,
+           (SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE id = r.fresh) = 2,
+           r.price_id = 1000001)
+  FROM r;
+SQL
+)
+[ "$check" = "t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
+echo "ok - the restored database keeps working (idempotency keys, custom prices and types, sequences)"
+q -d postgres -c "DROP DATABASE ut_dump" -c "DROP DATABASE ut_restore"
