@@ -11,6 +11,10 @@ source "$(dirname "$0")/common.sh"
 TEST_PORT=55499
 DB=ut_test
 what=${1:-all}
+PASSED=0
+mkdir -p "$RUN_DIR"
+# count N: adds N passed tests to the closing summary.
+count() { PASSED=$((PASSED + $1)); }
 
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
@@ -23,7 +27,8 @@ if [ "$what" = all ]; then
     log "#[pg_test] unit tests"
     mkdir -p "$RUN_DIR" && chown postgres:postgres "$RUN_DIR"
     rm -rf "${RUN_DIR}/pgrx-test"
-    cargo pgrx test pg15 --runas postgres --pgdata "${RUN_DIR}/pgrx-test"
+    cargo pgrx test pg15 --runas postgres --pgdata "${RUN_DIR}/pgrx-test" 2>&1 | tee "${RUN_DIR}/pgrx-test.log"
+    count "$(grep -Eo 'test result: ok\. [0-9]+ passed' "${RUN_DIR}/pgrx-test.log" | awk '{s+=$4} END {print s+0}')"
     install_extension
 fi
 
@@ -48,16 +53,22 @@ case $rc in
 esac
 
 log "SQL tests (pgTAP, as the real roles)"
-pg_prove --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$DB" "$ROOT"/tests/sql/*.sql
+pg_prove --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$DB" "$ROOT"/tests/sql/*.sql \
+    | tee "${RUN_DIR}/pg_prove.log"
+count "$(grep -Eo 'Tests=[0-9]+' "${RUN_DIR}/pg_prove.log" | tail -1 | cut -d= -f2)"
 
 log "isolation tests"
-bash "$ROOT/tests/isolation/run.sh" test "$TEST_PORT"
+bash "$ROOT/tests/isolation/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/isolation.log"
+count "$(grep -c ' \.\.\. ok' "${RUN_DIR}/isolation.log")"
 
 log "pgbench concurrency tests"
-bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT"
+bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/pgbench.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/pgbench.log")"
 
 log "pg_dump / pg_restore"
-bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT"
+bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/dump.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/dump.log")"
 
 cluster_stop test
 log "all tests passed"
+echo "usage_tracker: ${PASSED} passed, 0 failed"
