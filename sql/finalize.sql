@@ -7,6 +7,9 @@
 ALTER FUNCTION usage_tracker_private.get_ai_usage_dashboard(integer, uuid) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_user_ai_usage(uuid, integer) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_ai_cost_summary(uuid) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.get_usage_summary(uuid, integer) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.get_usage_details(uuid, text, date, date, integer) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.usage_analysis(text, uuid, date, date) SET TimeZone = 'UTC';
 
 ------------------------------------------------------------------------------
 -- Public API: SECURITY INVOKER wrappers with the seeds' names, parameter
@@ -126,6 +129,218 @@ AS $$ SELECT usage_tracker_private.run_maintenance() $$;
 COMMENT ON FUNCTION usage_tracker.run_maintenance IS
     'All periodic work (service_role, owner or pg_cron): creates log partitions ahead. Safe to call any time, concurrently.';
 
+------------------------------------------------------------------------------
+-- Organizations, plans and limits
+------------------------------------------------------------------------------
+CREATE FUNCTION usage_tracker.set_org_plan(p_org_id uuid, p_plan text)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_org_plan($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.set_org_plan IS
+    'Puts an organization on a plan: trial, pilot, subscription or a custom one (service_role). Organizations without a plan are on the default plan (trial).';
+
+CREATE FUNCTION usage_tracker.set_org_settings(p_org_id uuid, p_time_zone text DEFAULT NULL, p_billing_anchor_day integer DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_org_settings($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.set_org_settings IS
+    'Sets an organization''s IANA time zone (days and periods start at its midnight) and billing anchor day 1..31 (service_role); NULL keeps a setting.';
+
+CREATE FUNCTION usage_tracker.create_plan(p_plan text, p_description text DEFAULT NULL, p_limits jsonb DEFAULT '{}', p_is_default boolean DEFAULT false)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.create_plan($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.create_plan IS
+    'Creates or updates a custom plan with limits {"chat_messages": 1000, "ai_tokens": -1} (-1 = unlimited), optionally as the default plan (service_role).';
+
+CREATE FUNCTION usage_tracker.set_plan_limit(p_plan text, p_limit_key text, p_max_quantity bigint)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_plan_limit($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.set_plan_limit IS 'Sets one limit of a plan; -1 is unlimited (service_role).';
+
+CREATE FUNCTION usage_tracker.define_limit(p_limit_key text, p_event_types text[], p_unit text DEFAULT NULL, p_period text DEFAULT 'billing_period')
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.define_limit($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.define_limit IS
+    'Defines a limit: the event types counting against it, its unit, and billing_period (resets) or total (service_role).';
+
+CREATE FUNCTION usage_tracker.add_event_type(p_event_type text, p_unit text DEFAULT NULL, p_description text DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.add_event_type($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.add_event_type IS 'Registers a custom event type (service_role). Returns false if it existed.';
+
+------------------------------------------------------------------------------
+-- Seed 000: organization counters
+------------------------------------------------------------------------------
+CREATE FUNCTION usage_tracker.increment_organization_usage(org_id uuid, type text, count bigint DEFAULT 1, date date DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.increment_organization_usage($1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION usage_tracker.increment_organization_usage IS
+    'Seed 000: adds count to the organization''s counter of type (message, reasoning, or any short name) for date (today in the organization''s time zone; past dates for service_role only) and records a detail row with metadata. Returns the day''s new total. Members of the organization and service_role.';
+
+CREATE FUNCTION usage_tracker.get_usage_count(p_org_id uuid, p_type text, p_period text DEFAULT 'month')
+RETURNS bigint LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_count($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.get_usage_count IS
+    'Total of one type in the current day, week (ISO), month or year, in the organization''s time zone.';
+
+CREATE FUNCTION usage_tracker.get_message_count(p_org_id uuid, p_period text DEFAULT 'month')
+RETURNS bigint LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_count($1, 'message', $2) $$;
+COMMENT ON FUNCTION usage_tracker.get_message_count IS 'Seed 000''s get_message_count(period): day, week, month or year.';
+
+CREATE FUNCTION usage_tracker.get_reasoning_count(p_org_id uuid, p_period text DEFAULT 'month')
+RETURNS bigint LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_count($1, 'reasoning', $2) $$;
+COMMENT ON FUNCTION usage_tracker.get_reasoning_count IS 'Seed 000''s get_reasoning_count(period): day, week, month or year.';
+
+CREATE FUNCTION usage_tracker.get_usage_counts(p_org_id uuid, p_period text DEFAULT 'month')
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_counts($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.get_usage_counts IS
+    'Seed 000''s get_usage_summary(period): {"message": 450, "reasoning": 320, ...} for the current day, week, month or year.';
+
+CREATE FUNCTION usage_tracker.get_organization_usage_summary(org_id uuid, start_date date, end_date date)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_organization_usage_summary($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.get_organization_usage_summary IS
+    'Seed 000: {"message": 450, "reasoning": 320, ...} from start_date to end_date inclusive (organization''s days).';
+
+CREATE FUNCTION usage_tracker.get_usage_details(p_org_id uuid, p_usage_type text DEFAULT NULL, p_start_date date DEFAULT NULL,
+                                                p_end_date date DEFAULT NULL, p_limit integer DEFAULT 100)
+RETURNS TABLE (id uuid, org_id uuid, type text, count bigint, "timestamp" timestamptz, metadata jsonb, created_at timestamptz, user_id uuid)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.get_usage_details($1, $2, $3, $4, $5))
+      AS d (id uuid, org_id uuid, type text, count bigint, "timestamp" timestamptz, metadata jsonb, created_at timestamptz, user_id uuid) $$;
+COMMENT ON FUNCTION usage_tracker.get_usage_details IS
+    'Seed 000''s detail records, newest first, filtered by type and date range, at most p_limit (1..10000). Members see their own, admins the organization''s.';
+
+CREATE FUNCTION usage_tracker.usage_daily_by_type(p_org_id uuid, p_start_date date, p_end_date date)
+RETURNS TABLE (date date, type text, count bigint) LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_analysis('daily', $1, $2, $3))
+      AS a (date date, type text, count bigint) $$;
+COMMENT ON FUNCTION usage_tracker.usage_daily_by_type IS 'Seed 000 analysis 1: daily usage by type.';
+
+CREATE FUNCTION usage_tracker.usage_weekly(p_org_id uuid, p_start_date date, p_end_date date)
+RETURNS TABLE (week_start date, type text, count bigint) LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_analysis('weekly', $1, $2, $3))
+      AS a (week_start date, type text, count bigint) $$;
+COMMENT ON FUNCTION usage_tracker.usage_weekly IS 'Seed 000 analysis 2: weekly (ISO week) usage by type.';
+
+CREATE FUNCTION usage_tracker.usage_month_over_month(p_org_id uuid, p_start_date date, p_end_date date)
+RETURNS TABLE (month date, type text, count bigint, previous_count bigint, change_pct numeric)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_analysis('monthly', $1, $2, $3))
+      AS a (month date, type text, count bigint, previous_count bigint, change_pct numeric) $$;
+COMMENT ON FUNCTION usage_tracker.usage_month_over_month IS 'Seed 000 analysis 3: monthly totals with the previous month and the change in percent.';
+
+CREATE FUNCTION usage_tracker.usage_compare_organizations(p_start_date date, p_end_date date, p_type text DEFAULT NULL)
+RETURNS TABLE (org_id uuid, type text, count bigint, share_pct numeric, rank bigint)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_compare_organizations($1, $2, $3))
+      AS a (org_id uuid, type text, count bigint, share_pct numeric, rank bigint) $$;
+COMMENT ON FUNCTION usage_tracker.usage_compare_organizations IS 'Seed 000 analysis 4: usage across organizations, with share and rank (service_role only).';
+
+CREATE FUNCTION usage_tracker.usage_hourly_pattern(p_org_id uuid, p_start_date date, p_end_date date)
+RETURNS TABLE (hour_of_day integer, type text, events bigint, count bigint)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_analysis('hourly', $1, $2, $3))
+      AS a (hour_of_day integer, type text, events bigint, count bigint) $$;
+COMMENT ON FUNCTION usage_tracker.usage_hourly_pattern IS 'Seed 000 analysis 5: usage by hour of day (organization''s time zone) from the detail records.';
+
+CREATE FUNCTION usage_tracker.usage_message_reasoning_ratio(p_org_id uuid, p_start_date date, p_end_date date)
+RETURNS TABLE (date date, messages bigint, reasoning bigint, reasoning_per_message numeric)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_analysis('ratio', $1, $2, $3))
+      AS a (date date, messages bigint, reasoning bigint, reasoning_per_message numeric) $$;
+COMMENT ON FUNCTION usage_tracker.usage_message_reasoning_ratio IS 'Seed 000 analysis 6: reasoning per message, by day.';
+
+------------------------------------------------------------------------------
+-- Seed 002: usage events, limits and quotas
+------------------------------------------------------------------------------
+CREATE FUNCTION usage_tracker.track_usage_event(p_org_id uuid, p_event_type text, p_quantity bigint DEFAULT 1,
+                                                p_metadata jsonb DEFAULT NULL, p_occurred_at timestamptz DEFAULT now())
+RETURNS uuid LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.track_usage_event($1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION usage_tracker.track_usage_event IS
+    'Seed 002: records one usage event of a known type (csv_upload, chat_message, ai_tokens_input, ... or a custom one). Always recorded; consume_quota checks first.';
+
+CREATE FUNCTION usage_tracker.check_usage_limit(p_org_id uuid, p_event_type text,
+                                                OUT within_limit boolean, OUT current bigint, OUT "limit" bigint)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT (j ->> 'within_limit')::boolean, (j ->> 'current')::bigint, (j ->> 'limit')::bigint
+        FROM usage_tracker_private.check_usage_limit($1, $2) AS j $$;
+COMMENT ON FUNCTION usage_tracker.check_usage_limit IS
+    'Seed 002: within_limit, current and limit (-1 = unlimited) of the event type on the organization''s plan this billing period. Constant time.';
+
+CREATE FUNCTION usage_tracker.get_usage_summary(p_org_id uuid, p_days integer DEFAULT 30)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_summary($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.get_usage_summary IS
+    'Seed 002''s usage summary over the last p_days (1..365): total_events and, per type, count, total_quantity, first_event, last_event.';
+
+CREATE FUNCTION usage_tracker.get_usage_limits(p_org_id uuid)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_usage_limits($1) $$;
+COMMENT ON FUNCTION usage_tracker.get_usage_limits IS
+    'Seed 002''s limits: tier and, per limit, current, limit, within_limit, unit (and the input/output token breakdown) for the current billing period.';
+
+CREATE FUNCTION usage_tracker.get_quota_status(p_org_id uuid)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_quota_status($1) $$;
+COMMENT ON FUNCTION usage_tracker.get_quota_status IS
+    'Seed 002''s quota status: ok, approaching_limit (80% or more of a limit) or over_limit (a limit reached), with a message.';
+
+CREATE FUNCTION usage_tracker.consume_quota(p_org_id uuid, p_event_type text, p_quantity bigint DEFAULT 1,
+                                            p_metadata jsonb DEFAULT NULL, p_raise_on_limit boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb := usage_tracker_private.consume_quota(p_org_id, p_event_type, p_quantity, p_metadata);
+BEGIN
+    IF p_raise_on_limit AND NOT (r ->> 'allowed')::boolean THEN
+        -- PostgREST answers PTnnn with HTTP status nnn.
+        RAISE SQLSTATE 'PT429' USING
+            MESSAGE = format('usage limit reached: %s %s of %s used this period', r ->> 'limit_key', r ->> 'current', r ->> 'limit'),
+            DETAIL = r::text,
+            HINT = 'Upgrade the plan or wait for the next billing period.';
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION usage_tracker.consume_quota IS
+    'Checks and records in one atomic step: {allowed, current, limit, remaining, ...}. Concurrent callers at the limit let exactly the remaining quantity through. With p_raise_on_limit, raises SQLSTATE PT429 (HTTP 429 through PostgREST) instead of returning allowed = false.';
+
+CREATE FUNCTION usage_tracker.reserve_quota(p_org_id uuid, p_event_type text, p_quantity bigint,
+                                            p_ttl_seconds integer DEFAULT 900, p_raise_on_limit boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb := usage_tracker_private.reserve_quota(p_org_id, p_event_type, p_quantity, p_ttl_seconds);
+BEGIN
+    IF p_raise_on_limit AND NOT (r ->> 'allowed')::boolean THEN
+        RAISE SQLSTATE 'PT429' USING
+            MESSAGE = format('usage limit reached: cannot reserve %s %s', p_quantity, r ->> 'limit_key'),
+            DETAIL = r::text,
+            HINT = 'Upgrade the plan or wait for the next billing period.';
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION usage_tracker.reserve_quota IS
+    'Reserves an estimated quantity before a request if it fits; the reservation counts against the limit until committed, released, or expired (p_ttl_seconds, default 900, at most 86400). Returns {allowed, reservation_id, expires_at, ...}.';
+
+CREATE FUNCTION usage_tracker.commit_reservation(p_org_id uuid, p_reservation_id uuid, p_quantity bigint DEFAULT NULL, p_metadata jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.commit_reservation($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.commit_reservation IS
+    'Records the actual quantity of a reserved request (default: the reserved quantity). A released, committed or expired reservation fails with 55000.';
+
+CREATE FUNCTION usage_tracker.release_reservation(p_org_id uuid, p_reservation_id uuid)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.release_reservation($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.release_reservation IS
+    'Releases a reservation without recording usage; false if it was already released or had expired.';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -174,6 +389,43 @@ ALTER TABLE usage_tracker.request_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY request_types_select ON usage_tracker.request_types
     FOR SELECT TO authenticated, service_role USING (true);
 
+ALTER TABLE usage_tracker.organizations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organizations_select_own ON usage_tracker.organizations
+    FOR SELECT TO authenticated USING (org_id = usage_tracker.uid());
+CREATE POLICY organizations_select_service ON usage_tracker.organizations
+    FOR SELECT TO service_role USING (true);
+
+ALTER TABLE usage_tracker.usage_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_events_select_own ON usage_tracker.usage_events
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY usage_events_select_service ON usage_tracker.usage_events
+    FOR SELECT TO service_role USING (true);
+
+ALTER TABLE usage_tracker.organization_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organization_usage_select_own ON usage_tracker.organization_usage
+    FOR SELECT TO authenticated USING (org_id = usage_tracker.uid());
+CREATE POLICY organization_usage_select_service ON usage_tracker.organization_usage
+    FOR SELECT TO service_role USING (true);
+
+ALTER TABLE usage_tracker.quota_reservations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY quota_reservations_select_own ON usage_tracker.quota_reservations
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY quota_reservations_select_service ON usage_tracker.quota_reservations
+    FOR SELECT TO service_role USING (true);
+
+ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
+CREATE POLICY event_types_select ON usage_tracker.event_types
+    FOR SELECT TO authenticated, service_role USING (true);
+ALTER TABLE usage_tracker.limit_definitions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY limit_definitions_select ON usage_tracker.limit_definitions
+    FOR SELECT TO authenticated, service_role USING (true);
+ALTER TABLE usage_tracker.plans ENABLE ROW LEVEL SECURITY;
+CREATE POLICY plans_select ON usage_tracker.plans
+    FOR SELECT TO authenticated, service_role USING (true);
+ALTER TABLE usage_tracker.plan_limits ENABLE ROW LEVEL SECURITY;
+CREATE POLICY plan_limits_select ON usage_tracker.plan_limits
+    FOR SELECT TO authenticated, service_role USING (true);
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC or anon; reads for signed-in callers;
 -- writes only through the functions.
@@ -183,7 +435,11 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA usage_tracker, usage_tracker_private FROM 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon;
 
 GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
-                usage_tracker.model_prices, usage_tracker.request_types
+                usage_tracker.model_prices, usage_tracker.request_types,
+                usage_tracker.organizations, usage_tracker.usage_events, usage_tracker.usage_detail,
+                usage_tracker.organization_usage, usage_tracker.quota_reservations,
+                usage_tracker.event_types, usage_tracker.limit_definitions,
+                usage_tracker.plans, usage_tracker.plan_limits
     TO authenticated, service_role;
 
 DO $grants$
@@ -191,10 +447,19 @@ DECLARE
     f regprocedure;
     -- Callable by signed-in users (each checks what the caller may do).
     user_fns text[] := ARRAY['uid', 'log_ai_usage', 'get_ai_usage_dashboard', 'get_user_ai_usage',
-                             'get_ai_cost_summary', 'list_unknown_models', 'pre_request'];
+                             'get_ai_cost_summary', 'list_unknown_models', 'pre_request',
+                             'increment_organization_usage', 'get_usage_count', 'get_message_count',
+                             'get_reasoning_count', 'get_usage_counts', 'get_organization_usage_summary',
+                             'get_usage_details', 'usage_analysis', 'usage_daily_by_type', 'usage_weekly',
+                             'usage_month_over_month', 'usage_hourly_pattern', 'usage_message_reasoning_ratio',
+                             'track_usage_event', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
+                             'get_quota_status', 'consume_quota', 'reserve_quota', 'commit_reservation',
+                             'release_reservation'];
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
-                                'remove_org_member', 'run_maintenance'];
+                                'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
+                                'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
+                                'usage_compare_organizations'];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -227,5 +492,14 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker.org_members', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.model_prices', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.request_types', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_idempotency', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.event_types', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.limit_definitions', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.plans', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.plan_limits', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.organizations', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.usage_events', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.organization_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.quota_reservations', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.quota_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

@@ -23,6 +23,10 @@ pub enum UsageError {
     /// 22001: text longer than its documented limit.
     #[error("{name} is too long: at most {max} characters")]
     TooLong { name: &'static str, max: usize },
+    /// 55000: the object is not in a state that allows this (e.g. a
+    /// reservation that is no longer open).
+    #[error("{0}")]
+    NotOpen(String),
     /// 23505: the request conflicts with existing data.
     #[error("{0}")]
     Conflict(String),
@@ -45,6 +49,7 @@ impl UsageError {
             UsageError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             UsageError::TooLong { .. } => ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
             UsageError::Conflict(_) => ERRCODE_UNIQUE_VIOLATION,
+            UsageError::NotOpen(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             UsageError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -16,9 +16,11 @@ mod errors;
 mod identity;
 mod maintenance;
 mod membership;
+mod orgs;
 mod partitions;
 mod pricing;
 mod spi_util;
+mod usage;
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 
@@ -26,6 +28,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 #[pgrx::pg_schema]
 mod usage_tracker_private {}
 
+pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_tables", requires = ["bootstrap"]);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Required by `cargo pgrx test`.

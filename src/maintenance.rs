@@ -15,11 +15,13 @@ fn run() -> Result<serde_json::Value> {
     require_trusted("run_maintenance")?;
     let (_, now) = partitions::txn_now()?;
     let created = partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?;
-    Ok(serde_json::json!({ "partitions_created": created }))
+    let expired = crate::usage::quotas::expire_reservations()?;
+    Ok(serde_json::json!({ "partitions_created": created, "reservations_expired": expired }))
 }
 
 /// Periodic work: creates the log partitions for this month and the next
-/// ones. Schedule it every minute with pg_cron. Returns what it did.
+/// ones and marks expired reservations. Schedule it every minute with
+/// pg_cron. Returns what it did.
 #[pg_extern(
     security_definer,
     volatile,

@@ -1,0 +1,258 @@
+//! Usage events, daily counters and quotas (seeds 000 and 002).
+//!
+//! Every increment — a seed 000 counter, a seed 002 event, a consumed quota
+//! or a committed reservation — goes through [`record_event`], which writes
+//! the raw event, adds to the organization's daily counter and to the
+//! period row of every limit the event type counts against. Limit checks
+//! read one period row, so their cost does not grow with history.
+//!
+//! Lock order, to keep concurrent writers free of deadlocks: quota period
+//! rows (by limit key), then the daily counter.
+
+pub mod counters;
+pub mod quotas;
+
+use chrono::NaiveDate;
+use pgrx::datum::{Date, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+
+use crate::errors::{Result, UsageError};
+use crate::identity::{org_role, Caller, OrgRole};
+use crate::orgs::{billing_period, to_pg_date, OrgContext};
+use crate::spi_util::plan;
+
+/// Largest quantity one event may carry.
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
+
+pub fn check_quantity(q: Option<i64>) -> Result<i64> {
+    let q = q.ok_or(UsageError::NullValue("p_quantity"))?;
+    if !(0..=MAX_QUANTITY).contains(&q) {
+        return Err(UsageError::out_of_range("p_quantity", format!("{q} is not between 0 and {MAX_QUANTITY}")));
+    }
+    Ok(q)
+}
+
+pub fn check_metadata(m: &Option<JsonB>) -> Result<()> {
+    if let Some(m) = m {
+        if !m.0.is_object() {
+            return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
+        }
+        let size = serde_json::to_vec(&m.0).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > crate::ai_log::MAX_METADATA_BYTES {
+            return Err(UsageError::invalid("p_metadata", format!("is {size} bytes; at most 65536")));
+        }
+    }
+    Ok(())
+}
+
+/// Org-level access: trusted callers, or members of the organization (a
+/// user's personal organization included). Returns the acting user.
+pub fn authorize_member(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
+    match caller {
+        Caller::Trusted => Ok(None),
+        Caller::User(me) => match org_role(org, me)? {
+            Some(_) => Ok(Some(me)),
+            None => Err(UsageError::forbidden("not a member of this organization")),
+        },
+    }
+}
+
+/// Like [`authorize_member`], for admins and owners only.
+pub fn authorize_admin(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
+    match caller {
+        Caller::Trusted => Ok(None),
+        Caller::User(me) => match org_role(org, me)? {
+            Some(r) if r >= OrgRole::Admin => Ok(Some(me)),
+            Some(_) => Err(UsageError::forbidden("requires the admin or owner role in this organization")),
+            None => Err(UsageError::forbidden("not a member of this organization")),
+        },
+    }
+}
+
+/// A limit an event type counts against, with its maximum on a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitRule {
+    pub key: String,
+    pub total: bool,
+    /// -1 when unlimited (or not listed) on the plan.
+    pub max: i64,
+    pub event_types: Vec<String>,
+    pub unit: String,
+}
+
+impl LimitRule {
+    /// The quota period containing `local_date` for this rule.
+    pub fn period(&self, ctx_anchor: u32, local_date: NaiveDate) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        if self.total {
+            (None, None)
+        } else {
+            let (s, e) = billing_period(local_date, ctx_anchor);
+            (Some(s), Some(e))
+        }
+    }
+}
+
+pub fn pg_period_start(start: Option<NaiveDate>) -> Result<Date> {
+    match start {
+        Some(d) => to_pg_date(d),
+        None => Ok(Date::negative_infinity()),
+    }
+}
+
+/// The limits `event_type` counts against on `plan_name`, by limit key.
+pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
+    // A custom limit row overrides the shipped one.
+    const SQL: &str = "SELECT d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit \
+        FROM usage_tracker.limit_definitions d \
+        LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
+                            WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
+        WHERE $2 = ANY (d.event_types) ORDER BY d.limit_key";
+    Spi::connect(|c| {
+        let args = [plan_name.into(), event_type.into()];
+        let p = plan(c, SQL, &args, false)?;
+        let mut out = Vec::new();
+        for row in c.select(&*p, None, &args)? {
+            out.push(LimitRule {
+                key: row.get::<String>(1)?.unwrap_or_default(),
+                total: row.get::<bool>(2)?.unwrap_or(false),
+                max: row.get::<i64>(3)?.unwrap_or(-1),
+                event_types: row.get::<Vec<String>>(4)?.unwrap_or_default(),
+                unit: row.get::<String>(5)?.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Creates the period row of a limit if missing, starting from what the
+/// daily counters already hold for the period (so a limit defined or a
+/// period first touched mid-way starts from the truth).
+pub fn ensure_quota_row(org: Uuid, rule: &LimitRule, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
+    const SQL: &str = "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
+        SELECT $1, $2, $3, $4, coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
+        WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4) \
+        ON CONFLICT (org_id, limit_key, period_start) DO NOTHING";
+    let end_arg: Option<Date> = match end {
+        Some(e) => Some(to_pg_date(e)?),
+        None => None,
+    };
+    let args = [
+        org.into(),
+        rule.key.as_str().into(),
+        pg_period_start(start)?.into(),
+        end_arg.into(),
+        rule.event_types.clone().into(),
+    ];
+    Spi::connect_mut(|c| {
+        let p = plan(c, SQL, &args, true)?;
+        c.update(&*p, None, &args)?;
+        Ok(())
+    })
+}
+
+/// One increment of usage.
+pub struct Increment<'a> {
+    pub ctx: &'a OrgContext,
+    pub event_type: &'a str,
+    pub quantity: i64,
+    pub occurred_at: TimestampWithTimeZone,
+    /// Day of the daily counter; the local date of occurred_at by default.
+    pub counter_date: Option<NaiveDate>,
+    pub user_id: Option<Uuid>,
+    pub metadata: Option<JsonB>,
+    pub source: &'static str,
+}
+
+/// Records an increment everywhere it counts; returns the event id and the
+/// day's new counter total. The caller has authorized it and, for a
+/// checked consume, holds the period rows' locks.
+pub fn record_event(inc: Increment<'_>, rules: &[LimitRule]) -> Result<(Uuid, i64)> {
+    let ctx = inc.ctx;
+    let day = inc.counter_date.unwrap_or(ctx.local_date);
+    for rule in rules {
+        let (start, end) = rule.period(ctx.anchor_day, day);
+        ensure_quota_row(ctx.org_id, rule, start, end)?;
+        let args = [
+            ctx.org_id.into(),
+            rule.key.as_str().into(),
+            pg_period_start(start)?.into(),
+            inc.quantity.into(),
+        ];
+        Spi::connect_mut(|c| -> Result<()> {
+            let p = plan(
+                c,
+                "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
+                 WHERE org_id = $1 AND limit_key = $2 AND period_start = $3",
+                &args,
+                true,
+            )?;
+            c.update(&*p, None, &args)?;
+            Ok(())
+        })?;
+    }
+    let args = [
+        ctx.org_id.into(),
+        inc.occurred_at.into(),
+        inc.user_id.into(),
+        inc.quantity.into(),
+        inc.event_type.into(),
+        inc.source.into(),
+        inc.metadata.into(),
+        to_pg_date(day)?.into(),
+    ];
+    let row: Option<(Option<Uuid>, Option<i64>)> = Spi::connect_mut(|c| -> Result<_> {
+        let p = plan(
+            c,
+            "WITH e AS ( \
+               INSERT INTO usage_tracker.usage_events (org_id, occurred_at, user_id, quantity, event_type, source, metadata) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id), \
+             c AS ( \
+               INSERT INTO usage_tracker.organization_usage AS u (org_id, type, date, count, events, first_at, last_at) \
+               VALUES ($1, $5, $8, $4, 1, $2, $2) \
+               ON CONFLICT (org_id, type, date) DO UPDATE SET count = u.count + EXCLUDED.count, \
+                 events = u.events + 1, first_at = LEAST(u.first_at, EXCLUDED.first_at), \
+                 last_at = GREATEST(u.last_at, EXCLUDED.last_at), updated_at = pg_catalog.now() \
+               RETURNING u.count) \
+             SELECT e.id, c.count FROM e, c",
+            &args,
+            true,
+        )?;
+        let t = c.update(&*p, None, &args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(t.first().get_two::<Uuid, i64>()?))
+    })?;
+    match row {
+        Some((Some(id), Some(total))) => Ok((id, total)),
+        _ => Err(UsageError::Internal("event insert returned nothing".into())),
+    }
+}
+
+/// Validates a usage type name (letters, digits and _; seed 000's types).
+pub fn check_type_name(param: &'static str, t: &Option<String>) -> Result<String> {
+    let t = t.clone().ok_or(UsageError::NullValue(param))?;
+    if t.is_empty() {
+        return Err(UsageError::invalid(param, "must not be empty"));
+    }
+    if t.len() > 63 {
+        return Err(UsageError::TooLong { name: param, max: 63 });
+    }
+    if !crate::orgs::valid_name(&t) {
+        return Err(UsageError::invalid(
+            param,
+            "use lower case letters, digits and _, starting with a letter",
+        ));
+    }
+    Ok(t)
+}
+
+/// True when `event_type` is registered.
+pub fn known_event_type(event_type: &str) -> Result<bool> {
+    Ok(crate::spi_util::read_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM usage_tracker.event_types t WHERE t.event_type = $1)",
+        &[event_type.into()],
+    )?
+    .unwrap_or(false))
+}
