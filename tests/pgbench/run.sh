@@ -10,8 +10,7 @@ sock="${RUN_DIR}/${cluster}/sock"
 bench() {  # bench SCRIPT CLIENTS TRANSACTIONS_PER_CLIENT
     "${PG_BIN}/pgbench" -n -h "$sock" -p "$port" -U postgres -c "$2" -j 2 -t "$3" -f "$here/$1" ut_test \
         > "${RUN_DIR}/pgbench-$1.log" 2>&1 || { cat "${RUN_DIR}/pgbench-$1.log"; die "pgbench $1 failed"; }
-    grep -q "number of failed transactions: 0" "${RUN_DIR}/pgbench-$1.log" \
-        || grep -q "^number of transactions actually processed: $(( $2 * $3 ))/$(( $2 * $3 ))" "${RUN_DIR}/pgbench-$1.log" \
+    grep -q "^number of transactions actually processed: $(( $2 * $3 ))/$(( $2 * $3 ))" "${RUN_DIR}/pgbench-$1.log" \
         || { cat "${RUN_DIR}/pgbench-$1.log"; die "pgbench $1 had failed transactions"; }
 }
 
@@ -21,8 +20,21 @@ check() {  # check DESCRIPTION SQL-returning-a-boolean
     if [ "$got" = t ]; then echo "ok - $1"; else echo "not ok - $1"; cpsql "$cluster" "$port" -d ut_test -c "$3" || true; exit 1; fi
 }
 
-cpsql "$cluster" "$port" -d ut_test -c "DELETE FROM usage_tracker.ai_usage_log WHERE idempotency_key LIKE 'pgb-%' OR session_id LIKE 'pgb-%'" \
-    -c "DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE idempotency_key LIKE 'pgb-%'"
+# Leaves the test database as it found it, so the SQL suites can run again.
+cleanup() {
+    cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
+DELETE FROM usage_tracker.ai_usage_log WHERE idempotency_key LIKE 'pgb-%' OR session_id LIKE 'pgb-%';
+DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE idempotency_key LIKE 'pgb-%';
+DELETE FROM usage_tracker.usage_events WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.organization_usage WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker_private.quota_usage WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.quota_reservations WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.organizations WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.org_members WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.plans WHERE plan = 'race';
+SQL
+}
+cleanup
 
 bench idempotent_retries.sql 16 250
 check "4,000 concurrent calls over 200 idempotency keys log each key exactly once" \
@@ -42,3 +54,35 @@ check "400 concurrent backfills into 12 new months: all logged, one partition pe
         AND (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
               WHERE i.inhparent = 'usage_tracker.ai_usage_log'::regclass AND c.relname LIKE 'ai_usage_log_y2017m%') = 12" \
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage_tracker.ai_usage_log'::regclass"
+
+# Counters and quotas: org_c1 counter, org_c2 quota race, org_c3 reservations.
+cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
+\o /dev/null
+SELECT usage_tracker.set_org_member(('0c0c0c0c-0000-4000-8000-00000000000' || n)::uuid, 'aaaaaaaa-0000-4000-8000-00000000000a', 'member')
+  FROM generate_series(1, 3) n;
+SELECT usage_tracker.create_plan('race', 'concurrency test plan', '{"csv_uploads": 100}');
+SELECT usage_tracker.set_org_plan(('0c0c0c0c-0000-4000-8000-00000000000' || n)::uuid, 'race') FROM generate_series(2, 3) n;
+SQL
+
+bench counter_increment.sql 8 500
+check "8 clients x 500 increments of one counter: exactly 4,000, no lost update" \
+    "SELECT count = 4000 AND events = 4000 FROM usage_tracker.organization_usage
+      WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000001' AND type = 'message'" \
+    "SELECT * FROM usage_tracker.organization_usage WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000001'"
+
+bench consume_race.sql 16 25
+check "16 clients race consume_quota for 100 uploads (400 attempts): exactly 100 get through" \
+    "SELECT (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000002') = 100
+        AND (SELECT count = 100 FROM usage_tracker.organization_usage WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000002')" \
+    "SELECT count(*), sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000002'"
+check "and check_usage_limit agrees: current 100 of 100, not within the limit" \
+    "SELECT NOT within_limit AND current = 100 AND \"limit\" = 100
+       FROM usage_tracker.check_usage_limit('0c0c0c0c-0000-4000-8000-000000000002', 'csv_upload')" \
+    "SELECT * FROM usage_tracker.check_usage_limit('0c0c0c0c-0000-4000-8000-000000000002', 'csv_upload')"
+
+bench reserve_race.sql 16 25
+check "16 clients mixing reservations and consumes never exceed 100 uploads" \
+    "SELECT (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003') = 100
+        AND (SELECT count(*) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' AND status = 'open') = 0" \
+    "SELECT status, count(*), sum(quantity), sum(committed_quantity) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' GROUP BY 1"
+cleanup

@@ -76,16 +76,21 @@ INSERT INTO bad_cases VALUES
     ('request type with caps',    $$SELECT usage_tracker.add_request_type('Translation')$$, '22023'),
     ('request type NULL',         $$SELECT usage_tracker.add_request_type(NULL)$$, '22004');
 
+CREATE TEMP TABLE before_counts AS SELECT (test_helpers.count_rows('usage_tracker.ai_usage_log')
+        + test_helpers.count_rows('usage_tracker.org_members')
+        + test_helpers.count_rows('usage_tracker_private.ai_usage_idempotency')
+        + (SELECT count(*) FROM usage_tracker.request_types WHERE NOT shipped)
+        + (SELECT count(*) FROM usage_tracker.model_prices WHERE NOT shipped)) AS n;
+
 SELECT test_helpers.login_as_service();
 SELECT throws_ok(c.stmt, c.code, NULL, c.descr) FROM bad_cases c ORDER BY c.descr;
 SELECT test_helpers.logout();
 
-SELECT is(test_helpers.count_rows('usage_tracker.ai_usage_log')
+SELECT is((test_helpers.count_rows('usage_tracker.ai_usage_log')
         + test_helpers.count_rows('usage_tracker.org_members')
         + test_helpers.count_rows('usage_tracker_private.ai_usage_idempotency')
         + (SELECT count(*) FROM usage_tracker.request_types WHERE NOT shipped)
-        + (SELECT count(*) FROM usage_tracker.model_prices WHERE NOT shipped),
-    0::bigint, 'no bad call wrote anything');
+        + (SELECT count(*) FROM usage_tracker.model_prices WHERE NOT shipped)), (SELECT n FROM before_counts), 'no bad call wrote anything');
 
 SELECT * FROM finish();
 ROLLBACK;
