@@ -341,6 +341,38 @@ AS $$ SELECT usage_tracker_private.release_reservation($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.release_reservation IS
     'Releases a reservation without recording usage; false if it was already released or had expired.';
 
+------------------------------------------------------------------------------
+-- Budgets and alerts
+------------------------------------------------------------------------------
+CREATE FUNCTION usage_tracker.set_budget(p_org_id uuid, p_amount_usd numeric, p_user_id uuid DEFAULT NULL,
+                                         p_thresholds_pct integer[] DEFAULT '{80,100}')
+RETURNS uuid LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_budget($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.set_budget IS
+    'Sets the USD budget per billing period of an organization (p_user_id NULL) or of one user in it, with alert thresholds in percent (org admins, service_role). Logged AI costs count against it; each threshold alerts once per period (budget_alerts, pg_notify channel usage_tracker_budget_alerts).';
+
+CREATE FUNCTION usage_tracker.delete_budget(p_org_id uuid, p_budget_id uuid)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.delete_budget($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.delete_budget IS 'Deletes a budget (org admins, service_role); its alerts stay.';
+
+CREATE FUNCTION usage_tracker.get_budget_status(p_org_id uuid)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_budget_status($1) $$;
+COMMENT ON FUNCTION usage_tracker.get_budget_status IS
+    'Budgets with amount, spent_usd and used_pct this billing period (members: the organization''s and their own; admins: all).';
+
+CREATE FUNCTION usage_tracker.get_pending_alerts(p_limit integer DEFAULT 100)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_pending_alerts($1) $$;
+COMMENT ON FUNCTION usage_tracker.get_pending_alerts IS 'Undelivered budget alerts, oldest first (service_role).';
+
+CREATE FUNCTION usage_tracker.mark_alert_delivered(p_org_id uuid, p_alert_id uuid, p_error text DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.mark_alert_delivered($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.mark_alert_delivered IS
+    'Records a delivery attempt: delivered when p_error is NULL, else kept pending with the error (service_role).';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -413,6 +445,18 @@ CREATE POLICY quota_reservations_select_own ON usage_tracker.quota_reservations
 CREATE POLICY quota_reservations_select_service ON usage_tracker.quota_reservations
     FOR SELECT TO service_role USING (true);
 
+ALTER TABLE usage_tracker.budgets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY budgets_select_own ON usage_tracker.budgets
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY budgets_select_service ON usage_tracker.budgets
+    FOR SELECT TO service_role USING (true);
+
+ALTER TABLE usage_tracker.budget_alerts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY budget_alerts_select_own ON usage_tracker.budget_alerts
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY budget_alerts_select_service ON usage_tracker.budget_alerts
+    FOR SELECT TO service_role USING (true);
+
 ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY event_types_select ON usage_tracker.event_types
     FOR SELECT TO authenticated, service_role USING (true);
@@ -439,7 +483,8 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.organizations, usage_tracker.usage_events, usage_tracker.usage_detail,
                 usage_tracker.organization_usage, usage_tracker.quota_reservations,
                 usage_tracker.event_types, usage_tracker.limit_definitions,
-                usage_tracker.plans, usage_tracker.plan_limits
+                usage_tracker.plans, usage_tracker.plan_limits,
+                usage_tracker.budgets, usage_tracker.budget_alerts
     TO authenticated, service_role;
 
 DO $grants$
@@ -454,12 +499,12 @@ DECLARE
                              'usage_month_over_month', 'usage_hourly_pattern', 'usage_message_reasoning_ratio',
                              'track_usage_event', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
                              'get_quota_status', 'consume_quota', 'reserve_quota', 'commit_reservation',
-                             'release_reservation'];
+                             'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status'];
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
-                                'usage_compare_organizations'];
+                                'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered'];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -501,5 +546,8 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker.usage_events', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.organization_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.quota_reservations', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.quota_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budgets', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

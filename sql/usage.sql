@@ -280,3 +280,83 @@ COMMENT ON COLUMN usage_tracker.quota_reservations.expires_at IS 'When an open r
 COMMENT ON COLUMN usage_tracker.quota_reservations.created_at IS 'When it was made';
 COMMENT ON COLUMN usage_tracker.quota_reservations.resolved_at IS 'When it was committed, released or expired';
 COMMENT ON COLUMN usage_tracker.quota_reservations.committed_quantity IS 'Actual quantity recorded at commit';
+
+------------------------------------------------------------------------------
+-- Budgets in USD per organization or per user and billing period, fed by
+-- the cost of logged AI usage, with threshold alerts raised once.
+------------------------------------------------------------------------------
+CREATE TABLE usage_tracker.budgets (
+    org_id         uuid          NOT NULL,
+    budget_id      uuid          NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    user_id        uuid,
+    amount_usd     numeric(20,6) NOT NULL,
+    thresholds_pct integer[]     NOT NULL DEFAULT '{80,100}',
+    created_at     timestamptz   NOT NULL DEFAULT pg_catalog.now(),
+    updated_at     timestamptz   NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT budgets_pkey PRIMARY KEY (org_id, budget_id),
+    CONSTRAINT budgets_scope_key UNIQUE NULLS NOT DISTINCT (org_id, user_id),
+    CONSTRAINT budgets_amount_check CHECK (amount_usd > 0),
+    CONSTRAINT budgets_thresholds_check CHECK (pg_catalog.cardinality(thresholds_pct) BETWEEN 1 AND 10)
+);
+CREATE INDEX budgets_user_idx ON usage_tracker.budgets (user_id);
+COMMENT ON TABLE usage_tracker.budgets IS
+    'Spending budgets in USD per billing period, for a whole organization (user_id NULL) or one user in it; AI usage cost counts against them and crossing a threshold raises one alert per period';
+COMMENT ON COLUMN usage_tracker.budgets.org_id IS 'Organization';
+COMMENT ON COLUMN usage_tracker.budgets.budget_id IS 'Budget id';
+COMMENT ON COLUMN usage_tracker.budgets.user_id IS 'The user the budget is for; NULL for the whole organization';
+COMMENT ON COLUMN usage_tracker.budgets.amount_usd IS 'Budget per billing period, USD';
+COMMENT ON COLUMN usage_tracker.budgets.thresholds_pct IS 'Percentages of the amount that raise an alert (default 80 and 100)';
+COMMENT ON COLUMN usage_tracker.budgets.created_at IS 'When the budget was created';
+COMMENT ON COLUMN usage_tracker.budgets.updated_at IS 'When it last changed';
+
+CREATE TABLE usage_tracker_private.budget_spend (
+    org_id       uuid        NOT NULL,
+    budget_id    uuid        NOT NULL,
+    period_start date        NOT NULL,
+    spent_usd    numeric     NOT NULL DEFAULT 0,
+    alerted_pct  integer[]   NOT NULL DEFAULT '{}',
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT budget_spend_pkey PRIMARY KEY (org_id, budget_id, period_start)
+);
+ALTER TABLE usage_tracker_private.budget_spend ENABLE ROW LEVEL SECURITY;
+COMMENT ON TABLE usage_tracker_private.budget_spend IS
+    'Spend per budget and billing period, and the thresholds already alerted; its row lock makes each alert fire once';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.org_id IS 'Organization';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.budget_id IS 'Budget';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.period_start IS 'First day of the billing period';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.spent_usd IS 'Cost of AI usage in the period, USD';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.alerted_pct IS 'Thresholds already alerted in the period';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.updated_at IS 'When it last changed';
+
+CREATE TABLE usage_tracker.budget_alerts (
+    org_id        uuid        NOT NULL,
+    alert_id      uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    budget_id     uuid        NOT NULL,
+    user_id       uuid,
+    period_start  date        NOT NULL,
+    threshold_pct integer     NOT NULL,
+    spent_usd     numeric     NOT NULL,
+    amount_usd    numeric     NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    delivered_at  timestamptz,
+    attempts      integer     NOT NULL DEFAULT 0,
+    last_error    text,
+    CONSTRAINT budget_alerts_pkey PRIMARY KEY (org_id, alert_id),
+    CONSTRAINT budget_alerts_once UNIQUE (org_id, budget_id, period_start, threshold_pct)
+);
+CREATE INDEX budget_alerts_pending_idx ON usage_tracker.budget_alerts (created_at) WHERE delivered_at IS NULL;
+CREATE INDEX budget_alerts_user_idx ON usage_tracker.budget_alerts (user_id);
+COMMENT ON TABLE usage_tracker.budget_alerts IS
+    'Outbox of budget alerts: one row per budget, period and threshold crossed, also sent with pg_notify on channel usage_tracker_budget_alerts; an edge function reads pending ones (get_pending_alerts) and marks them delivered';
+COMMENT ON COLUMN usage_tracker.budget_alerts.org_id IS 'Organization';
+COMMENT ON COLUMN usage_tracker.budget_alerts.alert_id IS 'Alert id';
+COMMENT ON COLUMN usage_tracker.budget_alerts.budget_id IS 'Budget';
+COMMENT ON COLUMN usage_tracker.budget_alerts.user_id IS 'User of a per-user budget; NULL for an organization budget';
+COMMENT ON COLUMN usage_tracker.budget_alerts.period_start IS 'Billing period';
+COMMENT ON COLUMN usage_tracker.budget_alerts.threshold_pct IS 'Threshold crossed, percent of the amount';
+COMMENT ON COLUMN usage_tracker.budget_alerts.spent_usd IS 'Spend when it was crossed, USD';
+COMMENT ON COLUMN usage_tracker.budget_alerts.amount_usd IS 'Budget amount, USD';
+COMMENT ON COLUMN usage_tracker.budget_alerts.created_at IS 'When the threshold was crossed';
+COMMENT ON COLUMN usage_tracker.budget_alerts.delivered_at IS 'When delivery succeeded; NULL while pending';
+COMMENT ON COLUMN usage_tracker.budget_alerts.attempts IS 'Delivery attempts so far';
+COMMENT ON COLUMN usage_tracker.budget_alerts.last_error IS 'Error of the last failed attempt';

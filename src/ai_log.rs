@@ -284,6 +284,7 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         crate::spi_util::first(c.update(&*p, None, &args)?)
     })?;
     if let Some(id) = inserted {
+        crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
         return Ok(id);
     }
 

@@ -28,7 +28,11 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 #[pgrx::pg_schema]
 mod usage_tracker_private {}
 
-pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_tables", requires = ["bootstrap"]);
+pgrx::extension_sql_file!(
+    "../sql/usage.sql",
+    name = "usage_tables",
+    requires = ["bootstrap"]
+);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Required by `cargo pgrx test`.

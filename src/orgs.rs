@@ -49,7 +49,8 @@ pub fn context(org: Uuid, at: TimestampWithTimeZone) -> Result<OrgContext> {
             time_zone: row.get::<String>(2)?.unwrap_or_else(|| "UTC".into()),
             anchor_day: row.get::<i32>(3)?.unwrap_or(1) as u32,
             local_date: to_naive(
-                row.get::<Date>(4)?.ok_or_else(|| UsageError::Internal("local date".into()))?,
+                row.get::<Date>(4)?
+                    .ok_or_else(|| UsageError::Internal("local date".into()))?,
             )?,
         })
     })
@@ -95,7 +96,10 @@ pub fn calendar_period(day: NaiveDate, kind: &str) -> Result<(NaiveDate, NaiveDa
         }
         "year" => {
             let start = NaiveDate::from_ymd_opt(day.year(), 1, 1).unwrap();
-            (start, NaiveDate::from_ymd_opt(day.year() + 1, 1, 1).unwrap())
+            (
+                start,
+                NaiveDate::from_ymd_opt(day.year() + 1, 1, 1).unwrap(),
+            )
         }
         other => {
             return Err(UsageError::invalid(
@@ -120,7 +124,8 @@ pub fn valid_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 fn set_plan(org: Option<Uuid>, plan_name: Option<String>) -> Result<String> {
@@ -132,7 +137,10 @@ fn set_plan(org: Option<Uuid>, plan_name: Option<String>) -> Result<String> {
         &[plan_name.as_str().into()],
     )?;
     if known != Some(true) {
-        return Err(UsageError::invalid("p_plan", format!("'{plan_name}' is not a plan")));
+        return Err(UsageError::invalid(
+            "p_plan",
+            format!("'{plan_name}' is not a plan"),
+        ));
     }
     write_one::<String>(
         "INSERT INTO usage_tracker.organizations AS o (org_id, plan) VALUES ($1, $2) \
@@ -166,7 +174,10 @@ fn set_settings(org: Option<Uuid>, tz: Option<String>, anchor: Option<i32>) -> R
             &[tz.as_str().into()],
         )?;
         if known != Some(true) {
-            return Err(UsageError::invalid("p_time_zone", format!("'{tz}' is not a time zone name")));
+            return Err(UsageError::invalid(
+                "p_time_zone",
+                format!("'{tz}' is not a time zone name"),
+            ));
         }
     }
     if let Some(a) = anchor {
@@ -239,10 +250,22 @@ mod tests {
 
     #[pg_test]
     fn calendar_periods() {
-        assert_eq!(calendar_period(d("2026-11-22"), "week").unwrap(), (d("2026-11-16"), d("2026-11-23")));
-        assert_eq!(calendar_period(d("2026-11-22"), "month").unwrap(), (d("2026-11-01"), d("2026-12-01")));
-        assert_eq!(calendar_period(d("2026-11-22"), "year").unwrap(), (d("2026-01-01"), d("2027-01-01")));
-        assert_eq!(calendar_period(d("2026-11-22"), "day").unwrap(), (d("2026-11-22"), d("2026-11-23")));
+        assert_eq!(
+            calendar_period(d("2026-11-22"), "week").unwrap(),
+            (d("2026-11-16"), d("2026-11-23"))
+        );
+        assert_eq!(
+            calendar_period(d("2026-11-22"), "month").unwrap(),
+            (d("2026-11-01"), d("2026-12-01"))
+        );
+        assert_eq!(
+            calendar_period(d("2026-11-22"), "year").unwrap(),
+            (d("2026-01-01"), d("2027-01-01"))
+        );
+        assert_eq!(
+            calendar_period(d("2026-11-22"), "day").unwrap(),
+            (d("2026-11-22"), d("2026-11-23"))
+        );
         assert!(calendar_period(d("2026-11-22"), "fortnight").is_err());
     }
 }

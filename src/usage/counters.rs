@@ -6,7 +6,9 @@ use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 
-use super::{authorize_member, check_metadata, check_type_name, record_event, rules_for, Increment};
+use super::{
+    authorize_member, check_metadata, check_type_name, record_event, rules_for, Increment,
+};
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::{caller, org_role, require_trusted, Caller, OrgRole};
 use crate::orgs::{calendar_period, context, local_midnight, to_naive, to_pg_date, OrgContext};
@@ -28,7 +30,10 @@ fn increment(
     let usage_type = check_type_name("type", &usage_type)?;
     let count = count.ok_or(UsageError::NullValue("count"))?;
     if !(0..=super::MAX_QUANTITY).contains(&count) {
-        return Err(UsageError::out_of_range("count", format!("{count} is not between 0 and {}", super::MAX_QUANTITY)));
+        return Err(UsageError::out_of_range(
+            "count",
+            format!("{count} is not between 0 and {}", super::MAX_QUANTITY),
+        ));
     }
     check_metadata(&metadata)?;
     let user = authorize_member(who, org)?;
@@ -36,11 +41,16 @@ fn increment(
     let ctx = context(org, now_ts)?;
     let (day, occurred_at) = match date {
         None => (ctx.local_date, now_ts),
-        Some(d) if !d.is_finite() => return Err(UsageError::invalid("date", "must be a finite date")),
+        Some(d) if !d.is_finite() => {
+            return Err(UsageError::invalid("date", "must be a finite date"))
+        }
         Some(d) => {
             let day = to_naive(d)?;
             if !(MIN_YEAR..=MAX_YEAR).contains(&chrono::Datelike::year(&day)) {
-                return Err(UsageError::invalid("date", format!("must be between {MIN_YEAR} and {MAX_YEAR}")));
+                return Err(UsageError::invalid(
+                    "date",
+                    format!("must be between {MIN_YEAR} and {MAX_YEAR}"),
+                ));
             }
             if day > ctx.local_date {
                 return Err(UsageError::invalid("date", "is in the future"));
@@ -49,7 +59,9 @@ fn increment(
                 (day, now_ts)
             } else {
                 if who != Caller::Trusted {
-                    return Err(UsageError::forbidden("only service_role may record usage for a past date"));
+                    return Err(UsageError::forbidden(
+                        "only service_role may record usage for a past date",
+                    ));
                 }
                 (day, local_midnight(day, &ctx.time_zone)?)
             }
@@ -103,7 +115,12 @@ fn read_context(org: Option<Uuid>) -> Result<(Caller, OrgContext)> {
     Ok((who, context(org, now_ts)?))
 }
 
-fn sum_types(org: Uuid, types: Option<Vec<String>>, from: NaiveDate, to_exclusive: NaiveDate) -> Result<JsonB> {
+fn sum_types(
+    org: Uuid,
+    types: Option<Vec<String>>,
+    from: NaiveDate,
+    to_exclusive: NaiveDate,
+) -> Result<JsonB> {
     let json: Option<JsonB> = crate::spi_util::read_one(
         "SELECT coalesce(pg_catalog.jsonb_object_agg(s.type, s.total), '{}'::jsonb) FROM ( \
            SELECT u.type, sum(u.count) AS total FROM usage_tracker.organization_usage u \
@@ -114,13 +131,20 @@ fn sum_types(org: Uuid, types: Option<Vec<String>>, from: NaiveDate, to_exclusiv
     json.ok_or_else(|| UsageError::Internal("summary".into()))
 }
 
-fn period_count(org: Option<Uuid>, usage_type: Option<String>, period: Option<String>) -> Result<i64> {
+fn period_count(
+    org: Option<Uuid>,
+    usage_type: Option<String>,
+    period: Option<String>,
+) -> Result<i64> {
     let (_, ctx) = read_context(org)?;
     let usage_type = check_type_name("p_type", &usage_type)?;
     let period = period.ok_or(UsageError::NullValue("p_period"))?;
     let (from, to) = calendar_period(ctx.local_date, &period)?;
     let j = sum_types(ctx.org_id, Some(vec![usage_type.clone()]), from, to)?;
-    Ok(j.0.get(&usage_type).and_then(|v| v.to_string().parse::<i64>().ok()).unwrap_or(0))
+    Ok(j.0
+        .get(&usage_type)
+        .and_then(|v| v.to_string().parse::<i64>().ok())
+        .unwrap_or(0))
 }
 
 /// Seed 000's get_message_count / get_reasoning_count for any type: the
@@ -134,7 +158,11 @@ fn period_count(org: Option<Uuid>, usage_type: Option<String>, period: Option<St
     name = "get_usage_count"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn get_usage_count(p_org_id: Option<Uuid>, p_type: Option<String>, p_period: Option<String>) -> PgResult<i64> {
+fn get_usage_count(
+    p_org_id: Option<Uuid>,
+    p_type: Option<String>,
+    p_period: Option<String>,
+) -> PgResult<i64> {
     at_boundary(period_count(p_org_id, p_type, p_period))
 }
 
@@ -170,7 +198,10 @@ fn check_range(start: Option<Date>, end: Option<Date>) -> Result<(NaiveDate, Nai
         return Err(UsageError::invalid("end_date", "is before start_date"));
     }
     if (e - s).num_days() >= MAX_RANGE_DAYS {
-        return Err(UsageError::out_of_range("end_date", format!("ranges may cover at most {MAX_RANGE_DAYS} days")));
+        return Err(UsageError::out_of_range(
+            "end_date",
+            format!("ranges may cover at most {MAX_RANGE_DAYS} days"),
+        ));
     }
     Ok((s, e))
 }
@@ -213,7 +244,10 @@ fn details(
     };
     let limit = limit.unwrap_or(100);
     if !(1..=MAX_DETAIL_ROWS).contains(&limit) {
-        return Err(UsageError::out_of_range("p_limit", format!("{limit} is not between 1 and {MAX_DETAIL_ROWS}")));
+        return Err(UsageError::out_of_range(
+            "p_limit",
+            format!("{limit} is not between 1 and {MAX_DETAIL_ROWS}"),
+        ));
     }
     let from = match start {
         Some(d) if d.is_finite() => Some(local_midnight(to_naive(d)?, &ctx.time_zone)?),
@@ -267,7 +301,13 @@ fn get_usage_details(
     p_end_date: Option<Date>,
     p_limit: Option<i32>,
 ) -> PgResult<JsonB> {
-    at_boundary(details(p_org_id, p_usage_type, p_start_date, p_end_date, p_limit))
+    at_boundary(details(
+        p_org_id,
+        p_usage_type,
+        p_start_date,
+        p_end_date,
+        p_limit,
+    ))
 }
 
 /// The SQL of each of seed 000's example analyses, over one organization's
@@ -304,12 +344,19 @@ fn analysis_sql(kind: &str) -> Result<&'static str> {
     })
 }
 
-fn analysis(kind: Option<String>, org: Option<Uuid>, start: Option<Date>, end: Option<Date>) -> Result<JsonB> {
+fn analysis(
+    kind: Option<String>,
+    org: Option<Uuid>,
+    start: Option<Date>,
+    end: Option<Date>,
+) -> Result<JsonB> {
     let kind = kind.ok_or(UsageError::NullValue("p_kind"))?;
     let sql = analysis_sql(&kind)?;
     let (_, ctx) = read_context(org)?;
     let (s, e) = check_range(start, end)?;
-    let wrapped = format!("SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a)), '[]'::jsonb) FROM ({sql}) a");
+    let wrapped = format!(
+        "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a)), '[]'::jsonb) FROM ({sql}) a"
+    );
     let json: Option<JsonB> = Spi::connect(|c| {
         let t = c.select(
             &wrapped,

@@ -9,6 +9,7 @@
 //! Lock order, to keep concurrent writers free of deadlocks: quota period
 //! rows (by limit key), then the daily counter.
 
+pub mod budgets;
 pub mod counters;
 pub mod quotas;
 
@@ -28,7 +29,10 @@ pub const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
 pub fn check_quantity(q: Option<i64>) -> Result<i64> {
     let q = q.ok_or(UsageError::NullValue("p_quantity"))?;
     if !(0..=MAX_QUANTITY).contains(&q) {
-        return Err(UsageError::out_of_range("p_quantity", format!("{q} is not between 0 and {MAX_QUANTITY}")));
+        return Err(UsageError::out_of_range(
+            "p_quantity",
+            format!("{q} is not between 0 and {MAX_QUANTITY}"),
+        ));
     }
     Ok(q)
 }
@@ -38,9 +42,14 @@ pub fn check_metadata(m: &Option<JsonB>) -> Result<()> {
         if !m.0.is_object() {
             return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
         }
-        let size = serde_json::to_vec(&m.0).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&m.0)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > crate::ai_log::MAX_METADATA_BYTES {
-            return Err(UsageError::invalid("p_metadata", format!("is {size} bytes; at most 65536")));
+            return Err(UsageError::invalid(
+                "p_metadata",
+                format!("is {size} bytes; at most 65536"),
+            ));
         }
     }
     Ok(())
@@ -64,7 +73,9 @@ pub fn authorize_admin(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
         Caller::Trusted => Ok(None),
         Caller::User(me) => match org_role(org, me)? {
             Some(r) if r >= OrgRole::Admin => Ok(Some(me)),
-            Some(_) => Err(UsageError::forbidden("requires the admin or owner role in this organization")),
+            Some(_) => Err(UsageError::forbidden(
+                "requires the admin or owner role in this organization",
+            )),
             None => Err(UsageError::forbidden("not a member of this organization")),
         },
     }
@@ -83,7 +94,11 @@ pub struct LimitRule {
 
 impl LimitRule {
     /// The quota period containing `local_date` for this rule.
-    pub fn period(&self, ctx_anchor: u32, local_date: NaiveDate) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    pub fn period(
+        &self,
+        ctx_anchor: u32,
+        local_date: NaiveDate,
+    ) -> (Option<NaiveDate>, Option<NaiveDate>) {
         if self.total {
             (None, None)
         } else {
@@ -128,7 +143,12 @@ pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
 /// Creates the period row of a limit if missing, starting from what the
 /// daily counters already hold for the period (so a limit defined or a
 /// period first touched mid-way starts from the truth).
-pub fn ensure_quota_row(org: Uuid, rule: &LimitRule, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
+pub fn ensure_quota_row(
+    org: Uuid,
+    rule: &LimitRule,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> Result<()> {
     const SQL: &str = "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
         SELECT $1, $2, $3, $4, coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
         WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4) \
@@ -237,7 +257,10 @@ pub fn check_type_name(param: &'static str, t: &Option<String>) -> Result<String
         return Err(UsageError::invalid(param, "must not be empty"));
     }
     if t.len() > 63 {
-        return Err(UsageError::TooLong { name: param, max: 63 });
+        return Err(UsageError::TooLong {
+            name: param,
+            max: 63,
+        });
     }
     if !crate::orgs::valid_name(&t) {
         return Err(UsageError::invalid(

@@ -8,8 +8,8 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Map, Value};
 
 use super::{
-    authorize_member, check_metadata, check_quantity, ensure_quota_row, known_event_type, pg_period_start,
-    record_event, rules_for, Increment, LimitRule,
+    authorize_member, check_metadata, check_quantity, ensure_quota_row, known_event_type,
+    pg_period_start, record_event, rules_for, Increment, LimitRule,
 };
 use crate::ai_log::CLOCK_SKEW;
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
@@ -28,7 +28,10 @@ fn check_event_type(t: &Option<String>) -> Result<String> {
         return Err(UsageError::invalid("p_event_type", "must not be empty"));
     }
     if t.len() > 63 {
-        return Err(UsageError::TooLong { name: "p_event_type", max: 63 });
+        return Err(UsageError::TooLong {
+            name: "p_event_type",
+            max: 63,
+        });
     }
     if !valid_name(&t) || !known_event_type(&t)? {
         return Err(UsageError::invalid(
@@ -40,7 +43,8 @@ fn check_event_type(t: &Option<String>) -> Result<String> {
 }
 
 fn date_json(d: Option<chrono::NaiveDate>) -> Value {
-    d.map(|d| Value::String(d.to_string())).unwrap_or(Value::Null)
+    d.map(|d| Value::String(d.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 /// Used and reserved quantity of a limit in the period containing the
@@ -52,7 +56,12 @@ struct QuotaState {
     end: Option<chrono::NaiveDate>,
 }
 
-fn quota_state(ctx: &OrgContext, rule: &LimitRule, now_ts: TimestampWithTimeZone, lock: bool) -> Result<QuotaState> {
+fn quota_state(
+    ctx: &OrgContext,
+    rule: &LimitRule,
+    now_ts: TimestampWithTimeZone,
+    lock: bool,
+) -> Result<QuotaState> {
     let (start, end) = rule.period(ctx.anchor_day, ctx.local_date);
     let pstart = pg_period_start(start)?;
     let used: Option<i64> = if lock {
@@ -103,7 +112,12 @@ fn quota_state(ctx: &OrgContext, rule: &LimitRule, now_ts: TimestampWithTimeZone
             to_pg_date(billing_start)?.into(),
         ],
     )?;
-    Ok(QuotaState { used: used.unwrap_or(0), reserved: reserved.unwrap_or(0), start, end })
+    Ok(QuotaState {
+        used: used.unwrap_or(0),
+        reserved: reserved.unwrap_or(0),
+        start,
+        end,
+    })
 }
 
 fn remaining(rule: &LimitRule, used: i64, reserved: i64) -> i64 {
@@ -135,7 +149,12 @@ fn unlimited_json(ctx: &OrgContext, event_type: &str, extra: i64, allowed: bool)
     let used: Option<i64> = read_one(
         "SELECT coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
          WHERE u.org_id = $1 AND u.type = $2 AND u.date >= $3 AND u.date < $4",
-        &[ctx.org_id.into(), event_type.into(), to_pg_date(s)?.into(), to_pg_date(e)?.into()],
+        &[
+            ctx.org_id.into(),
+            event_type.into(),
+            to_pg_date(s)?.into(),
+            to_pg_date(e)?.into(),
+        ],
     )?;
     Ok(json!({
         "allowed": allowed, "current": used.unwrap_or(0) + extra, "limit": -1, "remaining": -1,
@@ -158,7 +177,11 @@ fn evaluate(
     for (i, rule) in rules.iter().enumerate() {
         let st = quota_state(ctx, rule, now_ts, lock)?;
         let fits = rule.max < 0 || st.used + st.reserved + quantity <= rule.max;
-        let room = if rule.max < 0 { i64::MAX } else { rule.max - st.used - st.reserved - quantity };
+        let room = if rule.max < 0 {
+            i64::MAX
+        } else {
+            rule.max - st.used - st.reserved - quantity
+        };
         if !fits {
             allowed = false;
         }
@@ -176,15 +199,21 @@ fn evaluate(
 fn user_time(who: Caller, at: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone> {
     let (now_ts, now) = txn_now()?;
     let Some(at) = at else { return Ok(now_ts) };
-    let when = to_utc(at).ok_or_else(|| UsageError::invalid("p_occurred_at", "must be a finite time"))?;
+    let when =
+        to_utc(at).ok_or_else(|| UsageError::invalid("p_occurred_at", "must be a finite time"))?;
     if !(MIN_YEAR..=MAX_YEAR).contains(&chrono::Datelike::year(&when)) {
-        return Err(UsageError::invalid("p_occurred_at", format!("must be between {MIN_YEAR} and {MAX_YEAR}")));
+        return Err(UsageError::invalid(
+            "p_occurred_at",
+            format!("must be between {MIN_YEAR} and {MAX_YEAR}"),
+        ));
     }
     if when > now + CLOCK_SKEW {
         return Err(UsageError::invalid("p_occurred_at", "is in the future"));
     }
     if when < now - CLOCK_SKEW && who != Caller::Trusted {
-        return Err(UsageError::forbidden("only service_role may record usage in the past (p_occurred_at)"));
+        return Err(UsageError::forbidden(
+            "only service_role may record usage in the past (p_occurred_at)",
+        ));
     }
     Ok(at)
 }
@@ -238,7 +267,13 @@ fn track_usage_event(
     p_metadata: Option<JsonB>,
     p_occurred_at: Option<TimestampWithTimeZone>,
 ) -> PgResult<Uuid> {
-    at_boundary(track(p_org_id, p_event_type, p_quantity, p_metadata, p_occurred_at))
+    at_boundary(track(
+        p_org_id,
+        p_event_type,
+        p_quantity,
+        p_metadata,
+        p_occurred_at,
+    ))
 }
 
 fn check(org: Option<Uuid>, event_type: Option<String>) -> Result<JsonB> {
@@ -308,7 +343,12 @@ fn consume(
             let current = if allowed { st.used + quantity } else { st.used };
             quota_json(&rules[*i], st, allowed, current)
         }
-        None => unlimited_json(&ctx, &event_type, if allowed { quantity } else { 0 }, allowed)?,
+        None => unlimited_json(
+            &ctx,
+            &event_type,
+            if allowed { quantity } else { 0 },
+            allowed,
+        )?,
     };
     if allowed {
         let (id, _) = record_event(
@@ -375,7 +415,11 @@ fn reserve(
     let (allowed, tightest) = evaluate(&ctx, &rules, now_ts, quantity, true)?;
     let mut out = match &tightest {
         Some((i, st)) => {
-            let reserved = if allowed { st.reserved + quantity } else { st.reserved };
+            let reserved = if allowed {
+                st.reserved + quantity
+            } else {
+                st.reserved
+            };
             let mut v = quota_json(&rules[*i], st, allowed, st.used);
             v["reserved"] = json!(reserved);
             v["remaining"] = json!(remaining(&rules[*i], st.used, reserved));
@@ -461,14 +505,20 @@ fn lock_reservation(who: Caller, org: Uuid, id: Uuid) -> Result<Reservation> {
     })?
     .ok_or_else(|| UsageError::invalid("p_reservation_id", "no such reservation in this organization"))?;
     if let Caller::User(me) = who {
-        if r.user_id.is_some() && r.user_id != Some(me) && super::authorize_admin(who, org).is_err() {
+        if r.user_id.is_some() && r.user_id != Some(me) && super::authorize_admin(who, org).is_err()
+        {
             return Err(UsageError::forbidden("another user's reservation"));
         }
     }
     Ok(r)
 }
 
-fn commit(org: Option<Uuid>, id: Option<Uuid>, quantity: Option<i64>, metadata: Option<JsonB>) -> Result<JsonB> {
+fn commit(
+    org: Option<Uuid>,
+    id: Option<Uuid>,
+    quantity: Option<i64>,
+    metadata: Option<JsonB>,
+) -> Result<JsonB> {
     let who = caller()?;
     let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
     let id = id.ok_or(UsageError::NullValue("p_reservation_id"))?;
@@ -617,7 +667,10 @@ fn limits(org: Option<Uuid>) -> Result<JsonB> {
             let mut breakdown = Map::new();
             if let Some(Value::Object(m)) = per_type.map(|j| j.0) {
                 for (t, n) in m {
-                    let name = t.strip_prefix("ai_tokens_").map(|s| format!("{s}_tokens")).unwrap_or(t);
+                    let name = t
+                        .strip_prefix("ai_tokens_")
+                        .map(|s| format!("{s}_tokens"))
+                        .unwrap_or(t);
                     breakdown.insert(name, n);
                 }
             }
@@ -676,10 +729,15 @@ fn quota_status(org: Option<Uuid>) -> Result<JsonB> {
     }
     let (status, message) = match worst {
         0 => ("ok", "Usage is within limits".to_string()),
-        1 => ("approaching_limit", format!("Approaching limit: {}", notes.join(", "))),
+        1 => (
+            "approaching_limit",
+            format!("Approaching limit: {}", notes.join(", ")),
+        ),
         _ => ("over_limit", format!("Limit reached: {}", notes.join(", "))),
     };
-    Ok(JsonB(json!({ "org_id": l["org_id"], "tier": l["tier"], "status": status, "message": message })))
+    Ok(JsonB(
+        json!({ "org_id": l["org_id"], "tier": l["tier"], "status": status, "message": message }),
+    ))
 }
 
 /// Seed 002's GET /usage/quota-status: ok, approaching_limit (80% or more of
@@ -701,14 +759,19 @@ fn summary(org: Option<Uuid>, days: Option<i32>) -> Result<JsonB> {
     let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
     let days = days.ok_or(UsageError::NullValue("p_days"))?;
     if !(1..=MAX_SUMMARY_DAYS).contains(&days) {
-        return Err(UsageError::out_of_range("p_days", format!("{days} is not between 1 and {MAX_SUMMARY_DAYS}")));
+        return Err(UsageError::out_of_range(
+            "p_days",
+            format!("{days} is not between 1 and {MAX_SUMMARY_DAYS}"),
+        ));
     }
     authorize_member(who, org)?;
     let (now_ts, _) = txn_now()?;
     // Whole days from the daily counters; the first, partial day from the
     // raw events (one day at most): exact, and bounded whatever the history.
-    let start: Option<TimestampWithTimeZone> =
-        read_one("SELECT $1 - pg_catalog.make_interval(days => $2)", &[now_ts.into(), days.into()])?;
+    let start: Option<TimestampWithTimeZone> = read_one(
+        "SELECT $1 - pg_catalog.make_interval(days => $2)",
+        &[now_ts.into(), days.into()],
+    )?;
     let start = start.ok_or_else(|| UsageError::Internal("window start".into()))?;
     let ctx = context(org, start)?;
     let first_full = ctx.local_date.succ_opt().unwrap_or(ctx.local_date);
@@ -755,12 +818,19 @@ fn get_usage_summary(p_org_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<Js
 fn name_arg(param: &'static str, v: Option<String>) -> Result<String> {
     let v = v.ok_or(UsageError::NullValue(param))?;
     if !valid_name(&v) {
-        return Err(UsageError::invalid(param, "use lower case letters, digits and _, starting with a letter (at most 63)"));
+        return Err(UsageError::invalid(
+            param,
+            "use lower case letters, digits and _, starting with a letter (at most 63)",
+        ));
     }
     Ok(v)
 }
 
-fn add_event_type_impl(t: Option<String>, unit: Option<String>, description: Option<String>) -> Result<bool> {
+fn add_event_type_impl(
+    t: Option<String>,
+    unit: Option<String>,
+    description: Option<String>,
+) -> Result<bool> {
     require_trusted("add_event_type")?;
     let t = name_arg("p_event_type", t)?;
     let added: Option<bool> = write_one(
@@ -780,11 +850,20 @@ fn add_event_type_impl(t: Option<String>, unit: Option<String>, description: Opt
     name = "add_event_type"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn add_event_type(p_event_type: Option<String>, p_unit: Option<String>, p_description: Option<String>) -> PgResult<bool> {
+fn add_event_type(
+    p_event_type: Option<String>,
+    p_unit: Option<String>,
+    p_description: Option<String>,
+) -> PgResult<bool> {
     at_boundary(add_event_type_impl(p_event_type, p_unit, p_description))
 }
 
-fn define_limit_impl(key: Option<String>, types: Option<Vec<Option<String>>>, unit: Option<String>, period: Option<String>) -> Result<bool> {
+fn define_limit_impl(
+    key: Option<String>,
+    types: Option<Vec<Option<String>>>,
+    unit: Option<String>,
+    period: Option<String>,
+) -> Result<bool> {
     require_trusted("define_limit")?;
     let key = name_arg("p_limit_key", key)?;
     let types: Vec<String> = types
@@ -793,16 +872,25 @@ fn define_limit_impl(key: Option<String>, types: Option<Vec<Option<String>>>, un
         .map(|t| t.ok_or(UsageError::NullValue("p_event_types")))
         .collect::<Result<_>>()?;
     if types.is_empty() || types.len() > 32 {
-        return Err(UsageError::invalid("p_event_types", "give 1 to 32 event types"));
+        return Err(UsageError::invalid(
+            "p_event_types",
+            "give 1 to 32 event types",
+        ));
     }
     for t in &types {
         if !known_event_type(t)? {
-            return Err(UsageError::invalid("p_event_types", format!("'{t}' is not a known event type")));
+            return Err(UsageError::invalid(
+                "p_event_types",
+                format!("'{t}' is not a known event type"),
+            ));
         }
     }
     let period = period.unwrap_or_else(|| "billing_period".into());
     if period != "billing_period" && period != "total" {
-        return Err(UsageError::invalid("p_period", format!("'{period}' is not billing_period or total")));
+        return Err(UsageError::invalid(
+            "p_period",
+            format!("'{period}' is not billing_period or total"),
+        ));
     }
     let unit = unit.unwrap_or_else(|| "units".into());
     let shipped: Option<bool> = read_one(
@@ -810,7 +898,10 @@ fn define_limit_impl(key: Option<String>, types: Option<Vec<Option<String>>>, un
         &[key.as_str().into()],
     )?;
     if shipped == Some(true) {
-        return Err(UsageError::invalid("p_limit_key", format!("'{key}' is shipped and fixed; define a new limit")));
+        return Err(UsageError::invalid(
+            "p_limit_key",
+            format!("'{key}' is shipped and fixed; define a new limit"),
+        ));
     }
     write_one::<bool>(
         "INSERT INTO usage_tracker.limit_definitions AS d (limit_key, event_types, unit, period) VALUES ($1, $2, $3, $4) \
@@ -842,24 +933,42 @@ fn define_limit(
     p_unit: Option<String>,
     p_period: Option<String>,
 ) -> PgResult<bool> {
-    at_boundary(define_limit_impl(p_limit_key, p_event_types, p_unit, p_period))
+    at_boundary(define_limit_impl(
+        p_limit_key,
+        p_event_types,
+        p_unit,
+        p_period,
+    ))
 }
 
-fn create_plan_impl(name: Option<String>, description: Option<String>, limits: Option<JsonB>, is_default: Option<bool>) -> Result<String> {
+fn create_plan_impl(
+    name: Option<String>,
+    description: Option<String>,
+    limits: Option<JsonB>,
+    is_default: Option<bool>,
+) -> Result<String> {
     require_trusted("create_plan")?;
     let name = name_arg("p_plan", name)?;
     let limits = limits.map(|j| j.0).unwrap_or_else(|| json!({}));
     let Value::Object(limits) = limits else {
-        return Err(UsageError::invalid("p_limits", "must be a JSON object {limit_key: max}"));
+        return Err(UsageError::invalid(
+            "p_limits",
+            "must be a JSON object {limit_key: max}",
+        ));
     };
     let mut parsed = Vec::new();
     for (k, v) in limits {
         let max = v
             .as_i64()
             .or_else(|| v.to_string().parse::<i64>().ok())
-            .ok_or_else(|| UsageError::invalid("p_limits", format!("{k}: {v} is not an integer")))?;
+            .ok_or_else(|| {
+                UsageError::invalid("p_limits", format!("{k}: {v} is not an integer"))
+            })?;
         if max < -1 {
-            return Err(UsageError::out_of_range("p_limits", format!("{k}: {max} is below -1 (unlimited)")));
+            return Err(UsageError::out_of_range(
+                "p_limits",
+                format!("{k}: {max} is below -1 (unlimited)"),
+            ));
         }
         parsed.push((k, max));
     }
@@ -874,8 +983,10 @@ fn create_plan_impl(name: Option<String>, description: Option<String>, limits: O
         set_limit_row(&name, &k, max)?;
     }
     if is_default.is_some() {
-        let shipped: Option<bool> =
-            read_one("SELECT p.shipped FROM usage_tracker.plans p WHERE p.plan = $1", &[name.as_str().into()])?;
+        let shipped: Option<bool> = read_one(
+            "SELECT p.shipped FROM usage_tracker.plans p WHERE p.plan = $1",
+            &[name.as_str().into()],
+        )?;
         if shipped == Some(true) && is_default == Some(true) {
             return Err(UsageError::invalid(
                 "p_is_default",
@@ -901,7 +1012,10 @@ fn set_limit_row(plan_name: &str, key: &str, max: i64) -> Result<()> {
         &[key.into()],
     )?;
     if known != Some(true) {
-        return Err(UsageError::invalid("p_limit_key", format!("'{key}' is not a defined limit (define_limit)")));
+        return Err(UsageError::invalid(
+            "p_limit_key",
+            format!("'{key}' is not a defined limit (define_limit)"),
+        ));
     }
     write_one::<bool>(
         "INSERT INTO usage_tracker.plan_limits AS l (plan, limit_key, max_quantity) VALUES ($1, $2, $3) \
@@ -928,23 +1042,38 @@ fn create_plan(
     p_limits: Option<JsonB>,
     p_is_default: Option<bool>,
 ) -> PgResult<String> {
-    at_boundary(create_plan_impl(p_plan, p_description, p_limits, p_is_default))
+    at_boundary(create_plan_impl(
+        p_plan,
+        p_description,
+        p_limits,
+        p_is_default,
+    ))
 }
 
-fn set_plan_limit_impl(plan_name: Option<String>, key: Option<String>, max: Option<i64>) -> Result<bool> {
+fn set_plan_limit_impl(
+    plan_name: Option<String>,
+    key: Option<String>,
+    max: Option<i64>,
+) -> Result<bool> {
     require_trusted("set_plan_limit")?;
     let plan_name = plan_name.ok_or(UsageError::NullValue("p_plan"))?;
     let key = key.ok_or(UsageError::NullValue("p_limit_key"))?;
     let max = max.ok_or(UsageError::NullValue("p_max_quantity"))?;
     if max < -1 {
-        return Err(UsageError::out_of_range("p_max_quantity", format!("{max} is below -1 (unlimited)")));
+        return Err(UsageError::out_of_range(
+            "p_max_quantity",
+            format!("{max} is below -1 (unlimited)"),
+        ));
     }
     let known: Option<bool> = read_one(
         "SELECT EXISTS (SELECT 1 FROM usage_tracker.plans p WHERE p.plan = $1)",
         &[plan_name.as_str().into()],
     )?;
     if known != Some(true) {
-        return Err(UsageError::invalid("p_plan", format!("'{plan_name}' is not a plan")));
+        return Err(UsageError::invalid(
+            "p_plan",
+            format!("'{plan_name}' is not a plan"),
+        ));
     }
     set_limit_row(&plan_name, &key, max)?;
     Ok(true)
@@ -959,7 +1088,11 @@ fn set_plan_limit_impl(plan_name: Option<String>, key: Option<String>, max: Opti
     name = "set_plan_limit"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn set_plan_limit(p_plan: Option<String>, p_limit_key: Option<String>, p_max_quantity: Option<i64>) -> PgResult<bool> {
+fn set_plan_limit(
+    p_plan: Option<String>,
+    p_limit_key: Option<String>,
+    p_max_quantity: Option<i64>,
+) -> PgResult<bool> {
     at_boundary(set_plan_limit_impl(p_plan, p_limit_key, p_max_quantity))
 }
 

@@ -1,0 +1,386 @@
+//! Budgets in USD per organization or user and billing period, fed by the
+//! cost of logged AI usage; each threshold alerts once per period through
+//! an outbox table and pg_notify.
+
+use std::str::FromStr;
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, JsonB, Uuid};
+use rust_decimal::Decimal;
+
+use super::{authorize_admin, authorize_member};
+use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::identity::{caller, require_trusted, Caller};
+use crate::orgs::{billing_period, context, local_midnight, to_pg_date};
+use crate::partitions::txn_now;
+use crate::pricing::to_numeric;
+use crate::spi_util::{plan, read_one, write_one};
+
+/// The pg_notify channel of budget alerts.
+pub const ALERT_CHANNEL: &str = "usage_tracker_budget_alerts";
+pub const MAX_BUDGET_USD: i64 = 1_000_000_000_000;
+
+struct Budget {
+    id: Uuid,
+    amount: Decimal,
+    thresholds: Vec<i32>,
+}
+
+/// Adds the cost of a just-logged AI request (row `log_id`) to every budget
+/// it falls under, and raises the alerts whose threshold it crosses.
+pub fn apply_ai_cost(
+    org: Uuid,
+    user: Uuid,
+    at: TimestampWithTimeZone,
+    cost: Decimal,
+    log_id: Uuid,
+) -> Result<()> {
+    if cost.is_zero() {
+        return Ok(());
+    }
+    let budgets: Vec<(Budget, Option<Uuid>)> = Spi::connect(|c| -> Result<_> {
+        let args = [org.into(), user.into()];
+        let p = plan(
+            c,
+            "SELECT b.budget_id, b.amount_usd::text, b.thresholds_pct, b.user_id FROM usage_tracker.budgets b \
+             WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2) ORDER BY b.budget_id",
+            &args,
+            false,
+        )?;
+        let mut v = Vec::new();
+        for row in c.select(&*p, None, &args)? {
+            v.push((
+                Budget {
+                    id: row
+                        .get::<Uuid>(1)?
+                        .ok_or_else(|| UsageError::Internal("budget id".into()))?,
+                    amount: crate::pricing::from_numeric_text(
+                        &row.get::<String>(2)?.unwrap_or_default(),
+                    )?,
+                    thresholds: row.get::<Vec<i32>>(3)?.unwrap_or_default(),
+                },
+                row.get::<Uuid>(4)?,
+            ));
+        }
+        Ok(v)
+    })?;
+    if budgets.is_empty() {
+        return Ok(());
+    }
+    let ctx = context(org, at)?;
+    let (start, end) = billing_period(ctx.local_date, ctx.anchor_day);
+    let (from, to) = (
+        local_midnight(start, &ctx.time_zone)?,
+        local_midnight(end, &ctx.time_zone)?,
+    );
+    for (b, scope_user) in budgets {
+        // The period's row starts from what was logged before this request
+        // (a budget set mid-period starts from the truth); its lock then
+        // serializes concurrent requests, so each threshold fires once.
+        write_one::<bool>(
+            "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, spent_usd) \
+             SELECT $1, $2, $3, coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
+              WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 AND l.created_at < $6 \
+                AND l.id <> $7 \
+             ON CONFLICT (org_id, budget_id, period_start) DO NOTHING RETURNING true",
+            &[
+                org.into(),
+                b.id.into(),
+                to_pg_date(start)?.into(),
+                scope_user.into(),
+                from.into(),
+                to.into(),
+                log_id.into(),
+            ],
+        )?;
+        let row: Option<(Option<String>, Option<Vec<i32>>)> = Spi::connect_mut(|c| -> Result<_> {
+            let args = [
+                org.into(),
+                b.id.into(),
+                to_pg_date(start)?.into(),
+                to_numeric(cost)?.into(),
+            ];
+            let p = plan(
+                c,
+                "UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, updated_at = pg_catalog.now() \
+                 WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING spent_usd::text, alerted_pct",
+                &args,
+                true,
+            )?;
+            let t = c.update(&*p, Some(1), &args)?;
+            if t.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(t.first().get_two::<String, Vec<i32>>()?))
+        })?;
+        let Some((Some(spent), alerted)) = row else {
+            continue;
+        };
+        let spent = crate::pricing::from_numeric_text(&spent)?;
+        let alerted = alerted.unwrap_or_default();
+        let crossed: Vec<i32> = b
+            .thresholds
+            .iter()
+            .copied()
+            .filter(|t| {
+                !alerted.contains(t) && spent * Decimal::from(100) >= b.amount * Decimal::from(*t)
+            })
+            .collect();
+        if crossed.is_empty() {
+            continue;
+        }
+        write_one::<i64>(
+            "WITH s AS (UPDATE usage_tracker_private.budget_spend SET alerted_pct = alerted_pct || $4::integer[] \
+                        WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING 1), \
+                  a AS (INSERT INTO usage_tracker.budget_alerts (org_id, budget_id, user_id, period_start, threshold_pct, spent_usd, amount_usd) \
+                        SELECT $1, $2, $5, $3, t, $6, $7 FROM pg_catalog.unnest($4::integer[]) AS t \
+                        ON CONFLICT (org_id, budget_id, period_start, threshold_pct) DO NOTHING \
+                        RETURNING pg_catalog.to_jsonb(budget_alerts.*) AS j) \
+             SELECT count(pg_catalog.pg_notify($8, a.j::text)) FROM a",
+            &[
+                org.into(),
+                b.id.into(),
+                to_pg_date(start)?.into(),
+                crossed.into(),
+                scope_user.into(),
+                to_numeric(spent)?.into(),
+                to_numeric(b.amount)?.into(),
+                ALERT_CHANNEL.into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn set_budget_impl(
+    org: Option<Uuid>,
+    amount: Option<AnyNumeric>,
+    user: Option<Uuid>,
+    thresholds: Option<Vec<Option<i32>>>,
+) -> Result<Uuid> {
+    let who = caller()?;
+    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
+    authorize_admin(who, org)?;
+    let amount = amount.ok_or(UsageError::NullValue("p_amount_usd"))?;
+    let amount = Decimal::from_str(&amount.to_string()).map_err(|_| {
+        UsageError::out_of_range("p_amount_usd", format!("{amount} is not a finite amount"))
+    })?;
+    if amount <= Decimal::ZERO || amount > Decimal::from(MAX_BUDGET_USD) {
+        return Err(UsageError::out_of_range(
+            "p_amount_usd",
+            format!("{amount} is not above 0 and at most {MAX_BUDGET_USD}"),
+        ));
+    }
+    if amount.normalize().scale() > 6 {
+        return Err(UsageError::invalid(
+            "p_amount_usd",
+            "at most 6 decimal places",
+        ));
+    }
+    let thresholds: Vec<i32> = thresholds
+        .unwrap_or_else(|| vec![Some(80), Some(100)])
+        .into_iter()
+        .map(|t| t.ok_or(UsageError::NullValue("p_thresholds_pct")))
+        .collect::<Result<_>>()?;
+    if thresholds.is_empty() || thresholds.len() > 10 {
+        return Err(UsageError::invalid(
+            "p_thresholds_pct",
+            "give 1 to 10 thresholds",
+        ));
+    }
+    if let Some(t) = thresholds.iter().find(|t| !(1..=1000).contains(*t)) {
+        return Err(UsageError::out_of_range(
+            "p_thresholds_pct",
+            format!("{t} is not between 1 and 1000"),
+        ));
+    }
+    let id: Option<Uuid> = write_one(
+        "INSERT INTO usage_tracker.budgets AS b (org_id, user_id, amount_usd, thresholds_pct) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id, user_id) DO UPDATE SET amount_usd = EXCLUDED.amount_usd, \
+           thresholds_pct = EXCLUDED.thresholds_pct, updated_at = pg_catalog.now() RETURNING b.budget_id",
+        &[org.into(), user.into(), to_numeric(amount)?.into(), thresholds.into()],
+    )?;
+    id.ok_or_else(|| UsageError::Internal("budget insert".into()))
+}
+
+/// Sets the budget of an organization (p_user_id NULL) or of one user in it,
+/// in USD per billing period, with alert thresholds in percent (default 80
+/// and 100). Org admins and service_role. Returns the budget id.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "set_budget"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_budget(
+    p_org_id: Option<Uuid>,
+    p_amount_usd: Option<AnyNumeric>,
+    p_user_id: Option<Uuid>,
+    p_thresholds_pct: Option<Vec<Option<i32>>>,
+) -> PgResult<Uuid> {
+    at_boundary(set_budget_impl(
+        p_org_id,
+        p_amount_usd,
+        p_user_id,
+        p_thresholds_pct,
+    ))
+}
+
+fn delete_budget_impl(org: Option<Uuid>, id: Option<Uuid>) -> Result<bool> {
+    let who = caller()?;
+    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
+    let id = id.ok_or(UsageError::NullValue("p_budget_id"))?;
+    authorize_admin(who, org)?;
+    let gone: Option<bool> = write_one(
+        "WITH s AS (DELETE FROM usage_tracker_private.budget_spend WHERE org_id = $1 AND budget_id = $2) \
+         DELETE FROM usage_tracker.budgets WHERE org_id = $1 AND budget_id = $2 RETURNING true",
+        &[org.into(), id.into()],
+    )?;
+    Ok(gone.unwrap_or(false))
+}
+
+/// Deletes a budget (org admins and service_role); its alerts stay.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "delete_budget"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn delete_budget(p_org_id: Option<Uuid>, p_budget_id: Option<Uuid>) -> PgResult<bool> {
+    at_boundary(delete_budget_impl(p_org_id, p_budget_id))
+}
+
+fn status_impl(org: Option<Uuid>) -> Result<JsonB> {
+    let who = caller()?;
+    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
+    authorize_member(who, org)?;
+    // Members see the organization's budget and their own; admins all.
+    let only = match who {
+        Caller::Trusted => None,
+        Caller::User(me) => match authorize_admin(who, org) {
+            Ok(_) => None,
+            Err(_) => Some(me),
+        },
+    };
+    let (now_ts, _) = txn_now()?;
+    let ctx = context(org, now_ts)?;
+    let (start, end) = billing_period(ctx.local_date, ctx.anchor_day);
+    let (from, to) = (
+        local_midnight(start, &ctx.time_zone)?,
+        local_midnight(end, &ctx.time_zone)?,
+    );
+    let json: Option<JsonB> = read_one(
+        "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
+             'budget_id', b.budget_id, 'user_id', b.user_id, 'amount_usd', b.amount_usd, \
+             'spent_usd', s.spent, 'used_pct', round(100 * s.spent / b.amount_usd, 2), \
+             'thresholds_pct', b.thresholds_pct, 'alerted_pct', coalesce(bs.alerted_pct, '{}'), \
+             'period_start', $4, 'period_end', $5) ORDER BY b.user_id NULLS FIRST, b.budget_id), '[]'::jsonb) \
+           FROM usage_tracker.budgets b \
+           LEFT JOIN usage_tracker_private.budget_spend bs \
+                  ON bs.org_id = b.org_id AND bs.budget_id = b.budget_id AND bs.period_start = $4 \
+           CROSS JOIN LATERAL (SELECT coalesce(bs.spent_usd, (SELECT coalesce(sum(l.total_cost_usd), 0) \
+                 FROM usage_tracker.ai_usage_log l WHERE l.org_id = b.org_id \
+                  AND (b.user_id IS NULL OR l.user_id = b.user_id) AND l.created_at >= $6 AND l.created_at < $7)) AS spent) s \
+          WHERE b.org_id = $1 AND ($2::uuid IS NULL OR b.user_id IS NULL OR b.user_id = $2) AND $3::integer = 0",
+        &[
+            org.into(),
+            only.into(),
+            0i32.into(),
+            to_pg_date(start)?.into(),
+            to_pg_date(end)?.into(),
+            from.into(),
+            to.into(),
+        ],
+    )?;
+    json.ok_or_else(|| UsageError::Internal("budget status".into()))
+}
+
+/// Budgets of an organization with what was spent this billing period.
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "get_budget_status"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_budget_status(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
+    at_boundary(status_impl(p_org_id))
+}
+
+fn pending_impl(limit: Option<i32>) -> Result<JsonB> {
+    require_trusted("get_pending_alerts")?;
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(UsageError::out_of_range(
+            "p_limit",
+            format!("{limit} is not between 1 and 1000"),
+        ));
+    }
+    let json: Option<JsonB> = read_one(
+        "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a) ORDER BY a.created_at, a.alert_id), '[]'::jsonb) \
+           FROM (SELECT * FROM usage_tracker.budget_alerts WHERE delivered_at IS NULL \
+                  ORDER BY created_at, alert_id LIMIT $1) a",
+        &[(limit as i64).into()],
+    )?;
+    json.ok_or_else(|| UsageError::Internal("pending alerts".into()))
+}
+
+/// Undelivered budget alerts, oldest first (service_role), for an edge
+/// function that delivers them as webhooks.
+#[pg_extern(
+    security_definer,
+    stable,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "get_pending_alerts"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_pending_alerts(p_limit: Option<i32>) -> PgResult<JsonB> {
+    at_boundary(pending_impl(p_limit))
+}
+
+fn mark_impl(org: Option<Uuid>, id: Option<Uuid>, error: Option<String>) -> Result<bool> {
+    require_trusted("mark_alert_delivered")?;
+    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
+    let id = id.ok_or(UsageError::NullValue("p_alert_id"))?;
+    if let Some(e) = &error {
+        if e.chars().count() > 10_000 {
+            return Err(UsageError::TooLong {
+                name: "p_error",
+                max: 10_000,
+            });
+        }
+    }
+    let found: Option<bool> = write_one(
+        "UPDATE usage_tracker.budget_alerts SET attempts = attempts + 1, last_error = $3, \
+           delivered_at = CASE WHEN $3::text IS NULL THEN pg_catalog.now() END \
+         WHERE org_id = $1 AND alert_id = $2 AND delivered_at IS NULL RETURNING true",
+        &[org.into(), id.into(), error.into()],
+    )?;
+    Ok(found.unwrap_or(false))
+}
+
+/// Records a delivery attempt of an alert (service_role): delivered when
+/// p_error is NULL, else kept pending with the error. False if it was
+/// already delivered or does not exist.
+#[pg_extern(
+    security_definer,
+    volatile,
+    parallel_unsafe,
+    schema = "usage_tracker_private",
+    name = "mark_alert_delivered"
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn mark_alert_delivered(
+    p_org_id: Option<Uuid>,
+    p_alert_id: Option<Uuid>,
+    p_error: Option<String>,
+) -> PgResult<bool> {
+    at_boundary(mark_impl(p_org_id, p_alert_id, p_error))
+}
