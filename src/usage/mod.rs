@@ -271,11 +271,24 @@ pub fn check_type_name(param: &'static str, t: &Option<String>) -> Result<String
     Ok(t)
 }
 
+thread_local! {
+    // Event types are only ever added, so a hit stays valid; a miss is re-checked.
+    static EVENT_TYPES: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
 /// True when `event_type` is registered.
 pub fn known_event_type(event_type: &str) -> Result<bool> {
-    Ok(crate::spi_util::read_one::<bool>(
+    if EVENT_TYPES.with(|s| s.borrow().contains(event_type)) {
+        return Ok(true);
+    }
+    let known = crate::spi_util::read_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM usage_tracker.event_types t WHERE t.event_type = $1)",
         &[event_type.into()],
     )?
-    .unwrap_or(false))
+    .unwrap_or(false);
+    if known {
+        EVENT_TYPES.with(|s| s.borrow_mut().insert(event_type.to_string()));
+    }
+    Ok(known)
 }

@@ -62,56 +62,57 @@ fn quota_state(
     now_ts: TimestampWithTimeZone,
     lock: bool,
 ) -> Result<QuotaState> {
+    // Used: the period row (locked when deciding), or, read-only and before
+    // the row exists, what it would start from. Reserved: open reservations
+    // of the rule's event types that have not expired (in the billing
+    // period, or any for a total limit).
+    const LOCKED: &str = "SELECT q.used, \
+          (SELECT coalesce(sum(r.quantity), 0)::bigint FROM usage_tracker.quota_reservations r \
+            WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
+              AND ($6 OR r.period_start = $7)) \
+        FROM usage_tracker_private.quota_usage q \
+        WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 FOR UPDATE OF q";
+    const READ: &str = "SELECT coalesce((SELECT q.used FROM usage_tracker_private.quota_usage q \
+                             WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3), \
+                           (SELECT coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
+                             WHERE u.org_id = $1 AND u.type = ANY ($4) AND u.date >= $3 \
+                               AND ($8::date IS NULL OR u.date < $8))), \
+          (SELECT coalesce(sum(r.quantity), 0)::bigint FROM usage_tracker.quota_reservations r \
+            WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
+              AND ($6 OR r.period_start = $7))";
     let (start, end) = rule.period(ctx.anchor_day, ctx.local_date);
-    let pstart = pg_period_start(start)?;
-    let used: Option<i64> = if lock {
+    if lock {
         ensure_quota_row(ctx.org_id, rule, start, end)?;
-        Spi::connect_mut(|c| -> Result<Option<i64>> {
-            let args = [ctx.org_id.into(), rule.key.as_str().into(), pstart.into()];
-            let p = plan(
-                c,
-                "SELECT q.used FROM usage_tracker_private.quota_usage q \
-                 WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 FOR UPDATE",
-                &args,
-                true,
-            )?;
-            crate::spi_util::first(c.update(&*p, Some(1), &args)?)
-        })?
-    } else {
-        // Read-only: the period row, or what it would start from.
-        let end_arg: Option<Date> = match end {
-            Some(e) => Some(to_pg_date(e)?),
-            None => None,
-        };
-        read_one(
-            "SELECT coalesce((SELECT q.used FROM usage_tracker_private.quota_usage q \
-                               WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3), \
-                             (SELECT coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
-                               WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 \
-                                 AND ($4::date IS NULL OR u.date < $4)))",
-            &[
-                ctx.org_id.into(),
-                rule.key.as_str().into(),
-                pstart.into(),
-                end_arg.into(),
-                rule.event_types.clone().into(),
-            ],
-        )?
-    };
-    // Open reservations count until they expire.
+    }
     let billing_start = billing_period(ctx.local_date, ctx.anchor_day).0;
-    let reserved: Option<i64> = read_one(
-        "SELECT coalesce(sum(r.quantity), 0)::bigint FROM usage_tracker.quota_reservations r \
-         WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $2 AND r.event_type = ANY ($3) \
-           AND ($4 OR r.period_start = $5)",
-        &[
-            ctx.org_id.into(),
-            now_ts.into(),
-            rule.event_types.clone().into(),
-            rule.total.into(),
-            to_pg_date(billing_start)?.into(),
-        ],
-    )?;
+    let end_arg: Option<Date> = match end {
+        Some(e) => Some(to_pg_date(e)?),
+        None => None,
+    };
+    let mut args = vec![
+        ctx.org_id.into(),
+        rule.key.as_str().into(),
+        pg_period_start(start)?.into(),
+        rule.event_types.clone().into(),
+        now_ts.into(),
+        rule.total.into(),
+        to_pg_date(billing_start)?.into(),
+    ];
+    if !lock {
+        args.push(end_arg.into());
+    }
+    let (used, reserved) = Spi::connect_mut(|c| -> Result<(Option<i64>, Option<i64>)> {
+        let p = plan(c, if lock { LOCKED } else { READ }, &args, lock)?;
+        let t = if lock {
+            c.update(&*p, Some(1), &args)?
+        } else {
+            c.select(&*p, Some(1), &args)?
+        };
+        if t.is_empty() {
+            return Ok((None, None));
+        }
+        Ok(t.first().get_two::<i64, i64>()?)
+    })?;
     Ok(QuotaState {
         used: used.unwrap_or(0),
         reserved: reserved.unwrap_or(0),

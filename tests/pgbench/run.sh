@@ -23,7 +23,7 @@ check() {  # check DESCRIPTION SQL-returning-a-boolean
 # Leaves the test database as it found it, so the SQL suites can run again.
 cleanup() {
     cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
-DELETE FROM usage_tracker.ai_usage_log WHERE idempotency_key LIKE 'pgb-%' OR session_id LIKE 'pgb-%';
+DELETE FROM usage_tracker.ai_usage_log WHERE idempotency_key LIKE 'pgb-%' OR session_id LIKE 'pgb-%' OR org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE idempotency_key LIKE 'pgb-%';
 DELETE FROM usage_tracker.usage_events WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.organization_usage WHERE org_id::text LIKE '0c0c0c0c-%';
@@ -32,6 +32,9 @@ DELETE FROM usage_tracker.quota_reservations WHERE org_id::text LIKE '0c0c0c0c-%
 DELETE FROM usage_tracker.organizations WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.org_members WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.plans WHERE plan = 'race';
+DELETE FROM usage_tracker.budget_alerts WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker_private.budget_spend WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.budgets WHERE org_id::text LIKE '0c0c0c0c-%';
 SQL
 }
 cleanup
@@ -59,7 +62,8 @@ check "400 concurrent backfills into 12 new months: all logged, one partition pe
 cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
 \o /dev/null
 SELECT usage_tracker.set_org_member(('0c0c0c0c-0000-4000-8000-00000000000' || n)::uuid, 'aaaaaaaa-0000-4000-8000-00000000000a', 'member')
-  FROM generate_series(1, 3) n;
+  FROM generate_series(1, 4) n;
+SELECT usage_tracker.set_budget('0c0c0c0c-0000-4000-8000-000000000004', 1.00, NULL, '{10,20,30,40,50,60,70,80,90,100}');
 SELECT usage_tracker.create_plan('race', 'concurrency test plan', '{"csv_uploads": 100}');
 SELECT usage_tracker.set_org_plan(('0c0c0c0c-0000-4000-8000-00000000000' || n)::uuid, 'race') FROM generate_series(2, 3) n;
 SQL
@@ -85,4 +89,15 @@ check "16 clients mixing reservations and consumes never exceed 100 uploads" \
     "SELECT (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003') = 100
         AND (SELECT count(*) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' AND status = 'open') = 0" \
     "SELECT status, count(*), sum(quantity), sum(committed_quantity) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' GROUP BY 1"
+bench budget_alerts.sql 16 50
+check "16 clients spend \$2.40 against a \$1 budget: each of 10 thresholds alerts exactly once" \
+    "SELECT count(*) = 10 AND count(DISTINCT threshold_pct) = 10 FROM usage_tracker.budget_alerts
+      WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
+    "SELECT threshold_pct, count(*) FROM usage_tracker.budget_alerts WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004' GROUP BY 1 ORDER BY 1"
+check "and the budget's spend is exactly the logged cost" \
+    "SELECT s.spent_usd = 2.4 AND s.spent_usd = (SELECT sum(total_cost_usd) FROM usage_tracker.ai_usage_log
+                                                   WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004')
+       FROM usage_tracker_private.budget_spend s WHERE s.org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
+    "SELECT * FROM usage_tracker_private.budget_spend WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'"
+
 cleanup

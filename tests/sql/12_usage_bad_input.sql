@@ -1,7 +1,7 @@
 -- Counters, events, plans and quotas reject bad input with a specific
 -- SQLSTATE and write nothing.
 BEGIN;
-SELECT plan(47);
+SELECT plan(56);
 
 CREATE TEMP TABLE bad_cases (descr text, stmt text, code text);
 GRANT SELECT ON bad_cases TO PUBLIC;
@@ -51,11 +51,20 @@ INSERT INTO bad_cases VALUES
     ('NULL plan',                   $$SELECT usage_tracker.set_org_plan(test_helpers.id('org_1'), NULL)$$, '22004'),
     ('unknown time zone',           $$SELECT usage_tracker.set_org_settings(test_helpers.id('org_1'), 'Mars/Olympus')$$, '22023'),
     ('anchor day 32',               $$SELECT usage_tracker.set_org_settings(test_helpers.id('org_1'), NULL, 32)$$, '22003'),
-    ('plan limit below -1',         $$SELECT usage_tracker.set_plan_limit('trial', 'chat_messages', -2)$$, '22003');
+    ('plan limit below -1',         $$SELECT usage_tracker.set_plan_limit('trial', 'chat_messages', -2)$$, '22003'),
+    ('budget NULL amount',          $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), NULL)$$, '22004'),
+    ('budget zero',                 $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 0)$$, '22003'),
+    ('budget NaN',                  $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 'NaN')$$, '22003'),
+    ('budget too many decimals',    $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 0.0000001)$$, '22023'),
+    ('budget eleven thresholds',    $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 5, NULL, '{1,2,3,4,5,6,7,8,9,10,11}')$$, '22023'),
+    ('budget threshold 1001',       $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 5, NULL, '{1001}')$$, '22003'),
+    ('budget NULL threshold',       $$SELECT usage_tracker.set_budget(test_helpers.id('org_1'), 5, NULL, '{80,NULL}')$$, '22004'),
+    ('alert NULL id',               $$SELECT usage_tracker.mark_alert_delivered(test_helpers.id('org_1'), NULL)$$, '22004'),
+    ('pending alerts limit 0',      $$SELECT usage_tracker.get_pending_alerts(0)$$, '22003');
 
 CREATE TEMP TABLE before_counts AS SELECT (test_helpers.count_rows('usage_tracker.usage_events') + test_helpers.count_rows('usage_tracker.organization_usage')
         + test_helpers.count_rows('usage_tracker_private.quota_usage') + test_helpers.count_rows('usage_tracker.quota_reservations')
-        + test_helpers.count_rows('usage_tracker.organizations')
+        + test_helpers.count_rows('usage_tracker.organizations') + test_helpers.count_rows('usage_tracker.budgets')
         + (SELECT count(*) FROM usage_tracker.plan_limits WHERE NOT shipped)) AS n;
 
 SELECT test_helpers.login_as_service();
@@ -64,7 +73,7 @@ SELECT test_helpers.logout();
 
 SELECT is((test_helpers.count_rows('usage_tracker.usage_events') + test_helpers.count_rows('usage_tracker.organization_usage')
         + test_helpers.count_rows('usage_tracker_private.quota_usage') + test_helpers.count_rows('usage_tracker.quota_reservations')
-        + test_helpers.count_rows('usage_tracker.organizations')
+        + test_helpers.count_rows('usage_tracker.organizations') + test_helpers.count_rows('usage_tracker.budgets')
         + (SELECT count(*) FROM usage_tracker.plan_limits WHERE NOT shipped)), (SELECT n FROM before_counts), 'no bad call wrote anything');
 
 SELECT * FROM finish();
