@@ -62,6 +62,26 @@ SELECT usage_tracker.get_ai_usage_dashboard(30, '91000000-0000-4000-8000-0000000
 ROLLBACK;
 SQL
 
+show "Acme's plan limits this billing period, and a quota check-and-consume (as bob)" <<'SQL'
+BEGIN; SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub":"22222222-2222-4222-8222-222222222222","role":"authenticated"}', true) \g /dev/null
+SELECT key AS limit_name, value->>'current' AS current, value->>'limit' AS "limit", value->>'within_limit' AS within_limit
+  FROM jsonb_each(usage_tracker.get_usage_limits('ac000000-0000-4000-8000-000000000001')->'limits') ORDER BY key;
+SELECT usage_tracker.get_quota_status('ac000000-0000-4000-8000-000000000001') AS quota_status;
+SELECT usage_tracker.consume_quota('ac000000-0000-4000-8000-000000000001', 'csv_upload') - 'event_id' AS consume_quota;
+COMMIT;
+SQL
+
+show "Globex's counters this week (seed 000; Globex is on New York time)" <<'SQL'
+SELECT usage_tracker.get_usage_counts('91000000-0000-4000-8000-000000000002', 'week') AS this_week,
+       usage_tracker.get_message_count('91000000-0000-4000-8000-000000000002', 'month') AS messages_this_month;
+SQL
+
+show "Budget alerts waiting for an edge function to deliver them" <<'SQL'
+SELECT threshold_pct, spent_usd, amount_usd, coalesce(user_id::text, 'whole org') AS budget_for, created_at
+  FROM usage_tracker.budget_alerts ORDER BY created_at, threshold_pct;
+SQL
+
 show "Models logged without a price (zero cost until priced)" <<'SQL'
 SELECT * FROM usage_tracker.list_unknown_models();
 SQL

@@ -194,20 +194,7 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
             ));
         }
     }
-    if let Some(m) = &u.metadata {
-        if !m.0.is_object() {
-            return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
-        }
-        let size = serde_json::to_vec(&m.0)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if size > MAX_METADATA_BYTES {
-            return Err(UsageError::invalid(
-                "p_metadata",
-                format!("is {size} bytes; at most {MAX_METADATA_BYTES}"),
-            ));
-        }
-    }
+    crate::usage::check_metadata(&u.metadata)?;
     check_request_type(&request_type)?;
 
     // When it happened.
@@ -380,13 +367,7 @@ fn log_ai_usage(
 fn add_request_type_impl(name: Option<String>, description: Option<String>) -> Result<bool> {
     crate::identity::require_trusted("add_request_type")?;
     let name = name.ok_or(UsageError::NullValue("p_request_type"))?;
-    let b = name.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
-    if !ok {
+    if !crate::orgs::valid_name(&name) {
         return Err(UsageError::invalid(
             "p_request_type",
             "use lower case letters, digits and _, starting with a letter (at most 63)",

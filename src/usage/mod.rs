@@ -48,7 +48,10 @@ pub fn check_metadata(m: &Option<JsonB>) -> Result<()> {
         if size > crate::ai_log::MAX_METADATA_BYTES {
             return Err(UsageError::invalid(
                 "p_metadata",
-                format!("is {size} bytes; at most 65536"),
+                format!(
+                    "is {size} bytes; at most {}",
+                    crate::ai_log::MAX_METADATA_BYTES
+                ),
             ));
         }
     }
