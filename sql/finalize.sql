@@ -397,6 +397,84 @@ AS $$ SELECT usage_tracker_private.mark_alert_delivered($1, $2, $3) $$;
 COMMENT ON FUNCTION usage_tracker.mark_alert_delivered IS
     'Records a delivery attempt: delivered when p_error is NULL, else kept pending with the error (service_role).';
 
+------------------------------------------------------------------------------
+-- Report runs (seed 004)
+------------------------------------------------------------------------------
+CREATE FUNCTION usage_tracker.start_report_run(p_user_id uuid, p_repository_id uuid DEFAULT NULL,
+        p_report_configuration_id uuid DEFAULT NULL, p_configuration_snapshot jsonb DEFAULT NULL,
+        p_org_id uuid DEFAULT NULL, p_enforce_limit boolean DEFAULT false, p_monthly_limit integer DEFAULT 50)
+RETURNS uuid LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb := usage_tracker_private.start_report_run(p_user_id, p_repository_id, p_report_configuration_id,
+                                                      p_configuration_snapshot, p_org_id, p_enforce_limit, p_monthly_limit);
+BEGIN
+    IF NOT (r ->> 'started')::boolean THEN
+        RAISE SQLSTATE 'PT429' USING
+            MESSAGE = format('monthly report run limit reached: %s of %s', r ->> 'used', r ->> 'limit'),
+            DETAIL = r::text, HINT = 'Runs reset with the next billing period; failed and cancelled runs do not count.';
+    END IF;
+    RETURN (r ->> 'run_id')::uuid;
+END
+$$;
+COMMENT ON FUNCTION usage_tracker.start_report_run IS
+    'Starts a report run (status running) and returns its id. With p_enforce_limit, starts only while the user has fewer than p_monthly_limit running or successful runs this billing period, atomically; otherwise raises PT429 (HTTP 429 through PostgREST).';
+
+CREATE FUNCTION usage_tracker.update_report_run(p_run_id uuid, p_commits_processed integer DEFAULT NULL,
+        p_commit_range_from text DEFAULT NULL, p_commit_range_to text DEFAULT NULL, p_tokens_used bigint DEFAULT NULL,
+        p_model_used text DEFAULT NULL, p_configuration_snapshot jsonb DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.update_report_run($1, $2, $3, $4, $5, $6, $7) $$;
+COMMENT ON FUNCTION usage_tracker.update_report_run IS 'Updates a running report run (NULL keeps a value); other states fail with 55000.';
+
+CREATE FUNCTION usage_tracker.mark_run_success(p_run_id uuid, p_tokens_used bigint DEFAULT NULL, p_model_used text DEFAULT NULL,
+        p_cost_usd numeric DEFAULT NULL, p_commits_processed integer DEFAULT NULL, p_report_content text DEFAULT NULL,
+        p_report_format text DEFAULT NULL, p_input_tokens bigint DEFAULT NULL, p_output_tokens bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.mark_run_success($1, $2, $3, $4, $5, $6, $7, $8, $9) $$;
+COMMENT ON FUNCTION usage_tracker.mark_run_success IS
+    'Marks a running report run successful with tokens, model, cost (from the price catalog when not given; unsplit tokens priced as input), commits and content (at most 1,048,576 characters). The run then counts in the organization''s usage: event report_run, and its tokens and cost in the AI log.';
+
+CREATE FUNCTION usage_tracker.mark_run_failed(p_run_id uuid, p_error_message text, p_error_code text DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.mark_run_failed($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.mark_run_failed IS 'Marks a running report run failed with an error message and code.';
+
+CREATE FUNCTION usage_tracker.cancel_report_run(p_run_id uuid)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.cancel_report_run($1) $$;
+COMMENT ON FUNCTION usage_tracker.cancel_report_run IS 'Cancels a running report run.';
+
+CREATE FUNCTION usage_tracker.record_webhook_attempt(p_run_id uuid, p_delivered boolean, p_response_status integer DEFAULT NULL)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.record_webhook_attempt($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.record_webhook_attempt IS 'Records a webhook delivery attempt of a successful run (seed 004''s updateWebhookDelivery).';
+
+CREATE FUNCTION usage_tracker.get_report_runs(p_user_id uuid, p_limit integer DEFAULT 50, p_offset integer DEFAULT 0)
+RETURNS SETOF usage_tracker.report_runs LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::usage_tracker.report_runs,
+                                                        usage_tracker_private.get_report_runs($1, $2, $3)) $$;
+COMMENT ON FUNCTION usage_tracker.get_report_runs IS 'A user''s report runs, newest first, with limit (1..1000) and offset.';
+
+CREATE FUNCTION usage_tracker.get_report_run(p_run_id uuid)
+RETURNS SETOF usage_tracker.report_runs LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::usage_tracker.report_runs,
+                      pg_catalog.jsonb_build_array(usage_tracker_private.get_report_run($1))) r WHERE r.id IS NOT NULL $$;
+COMMENT ON FUNCTION usage_tracker.get_report_run IS 'One report run (no row when there is none or it is not yours).';
+
+CREATE FUNCTION usage_tracker.get_monthly_usage(p_user_id uuid, p_org_id uuid DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.get_monthly_usage($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.get_monthly_usage IS
+    'Seed 004''s monthly usage of a user for the current billing period: total, successful and failed runs, tokens, cost, last run.';
+
+CREATE FUNCTION usage_tracker.check_monthly_usage_limit(p_user_id uuid, p_limit integer DEFAULT 50, p_org_id uuid DEFAULT NULL)
+RETURNS boolean LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.check_monthly_usage_limit($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.check_monthly_usage_limit IS
+    'Seed 004: true while the user has fewer than p_limit successful runs this billing period (UTC calendar month by default).';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -481,6 +559,12 @@ CREATE POLICY budget_alerts_select_own ON usage_tracker.budget_alerts
 CREATE POLICY budget_alerts_select_service ON usage_tracker.budget_alerts
     FOR SELECT TO service_role USING (true);
 
+ALTER TABLE usage_tracker.report_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY report_runs_select_own ON usage_tracker.report_runs
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY report_runs_select_service ON usage_tracker.report_runs
+    FOR SELECT TO service_role USING (true);
+
 ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY event_types_select ON usage_tracker.event_types
     FOR SELECT TO authenticated, service_role USING (true);
@@ -508,7 +592,8 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.organization_usage, usage_tracker.quota_reservations,
                 usage_tracker.event_types, usage_tracker.limit_definitions,
                 usage_tracker.plans, usage_tracker.plan_limits,
-                usage_tracker.budgets, usage_tracker.budget_alerts
+                usage_tracker.budgets, usage_tracker.budget_alerts,
+                usage_tracker.report_runs, usage_tracker.user_monthly_usage
     TO authenticated, service_role;
 
 DO $grants$
@@ -523,7 +608,10 @@ DECLARE
                              'usage_month_over_month', 'usage_hourly_pattern', 'usage_message_reasoning_ratio',
                              'track_usage_event', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
                              'get_quota_status', 'consume_quota', 'reserve_quota', 'commit_reservation',
-                             'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status'];
+                             'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status',
+                             'start_report_run', 'update_report_run', 'mark_run_success', 'mark_run_failed',
+                             'cancel_report_run', 'record_webhook_attempt', 'get_report_runs', 'get_report_run',
+                             'get_monthly_usage', 'check_monthly_usage_limit'];
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
@@ -573,5 +661,6 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.quota_usage', 
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budgets', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.report_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

@@ -19,6 +19,7 @@ mod membership;
 mod orgs;
 mod partitions;
 mod pricing;
+mod report_runs;
 mod spi_util;
 mod usage;
 
@@ -31,6 +32,11 @@ mod usage_tracker_private {}
 pgrx::extension_sql_file!(
     "../sql/usage.sql",
     name = "usage_tables",
+    requires = ["bootstrap"]
+);
+pgrx::extension_sql_file!(
+    "../sql/report_runs.sql",
+    name = "report_runs_tables",
     requires = ["bootstrap"]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

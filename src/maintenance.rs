@@ -16,12 +16,18 @@ fn run() -> Result<serde_json::Value> {
     let (_, now) = partitions::txn_now()?;
     let created = partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?;
     let expired = crate::usage::quotas::expire_reservations()?;
-    Ok(serde_json::json!({ "partitions_created": created, "reservations_expired": expired }))
+    let stuck = crate::report_runs::expire_stuck_runs()?;
+    Ok(serde_json::json!({
+        "partitions_created": created,
+        "reservations_expired": expired,
+        "report_runs_timed_out": stuck,
+    }))
 }
 
 /// Periodic work: creates the log partitions for this month and the next
-/// ones and marks expired reservations. Schedule it every minute with
-/// pg_cron. Returns what it did.
+/// ones, marks expired reservations and fails report runs stuck in running
+/// (usage_tracker.report_run_timeout, default 1 hour). Schedule it every
+/// minute with pg_cron. Returns what it did.
 #[pg_extern(
     security_definer,
     volatile,

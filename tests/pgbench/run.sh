@@ -35,6 +35,7 @@ DELETE FROM usage_tracker.plans WHERE plan = 'race';
 DELETE FROM usage_tracker.budget_alerts WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker_private.budget_spend WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.budgets WHERE org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c';
 SQL
 }
 cleanup
@@ -89,7 +90,21 @@ check "16 clients mixing reservations and consumes never exceed 100 uploads" \
     "SELECT (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003') = 100
         AND (SELECT count(*) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' AND status = 'open') = 0" \
     "SELECT status, count(*), sum(quantity), sum(committed_quantity) FROM usage_tracker.quota_reservations WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000003' GROUP BY 1"
+# A session listening on the alert channel, as an edge function's worker would.
+fifo="${RUN_DIR}/listener.fifo"
+rm -f "$fifo" && mkfifo "$fifo"
+"${PG_BIN}/psql" -X -h "$sock" -p "$port" -U postgres -d ut_test < "$fifo" > "${RUN_DIR}/listener.log" 2>&1 &
+listener=$!
+exec 9>"$fifo"
+echo "LISTEN usage_tracker_budget_alerts; SELECT 'listening';" >&9
+sleep 1
 bench budget_alerts.sql 16 50
+echo "SELECT 'done';" >&9
+exec 9>&-
+wait "$listener"
+notified=$(grep -c 'Asynchronous notification "usage_tracker_budget_alerts"' "${RUN_DIR}/listener.log" || true)
+if [ "$notified" = 10 ]; then echo "ok - a listener received each alert once through pg_notify"; else
+    echo "not ok - a listener received ${notified} notifications, expected 10"; cat "${RUN_DIR}/listener.log"; exit 1; fi
 check "16 clients spend \$2.40 against a \$1 budget: each of 10 thresholds alerts exactly once" \
     "SELECT count(*) = 10 AND count(DISTINCT threshold_pct) = 10 FROM usage_tracker.budget_alerts
       WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
@@ -99,5 +114,10 @@ check "and the budget's spend is exactly the logged cost" \
                                                    WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004')
        FROM usage_tracker_private.budget_spend s WHERE s.org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
     "SELECT * FROM usage_tracker_private.budget_spend WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'"
+
+bench report_run_starts.sql 16 10
+check "16 schedulers x 10 starts for one user with a limit of 10: exactly 10 runs start" \
+    "SELECT count(*) = 10 FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c'" \
+    "SELECT status, count(*) FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c' GROUP BY 1"
 
 cleanup
