@@ -21,6 +21,14 @@ SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_inpu
            p_request_type => CASE WHEN i % 3 = 0 THEN 'translation' ELSE 'chat' END,
            p_org_id => CASE WHEN i % 2 = 0 THEN '0a0a0a0a-0000-4000-8000-000000000001'::uuid END)
   FROM generate_series(1, 40) i;
+SELECT usage_tracker.increment_organization_usage('0a0a0a0a-0000-4000-8000-000000000001', 'message', 3);
+SELECT usage_tracker.create_plan('dumped', 'custom plan', '{"chat_messages": 7}');
+SELECT usage_tracker.set_org_plan('0a0a0a0a-0000-4000-8000-000000000001', 'dumped');
+SELECT usage_tracker.consume_quota('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message', 2);
+SELECT usage_tracker.reserve_quota('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message', 1);
+SELECT usage_tracker.set_budget('0a0a0a0a-0000-4000-8000-000000000001', 0.0001);
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_org_id => '0a0a0a0a-0000-4000-8000-000000000001', p_input_tokens => 1000);
+SELECT usage_tracker.mark_run_success(usage_tracker.start_report_run('aaaaaaaa-0000-4000-8000-00000000000a'), p_tokens_used => 10);
 SQL
 
 snapshot() {
@@ -30,6 +38,17 @@ UNION ALL SELECT 'members', count(*), NULL, NULL FROM usage_tracker.org_members
 UNION ALL SELECT 'prices', count(*), sum(input_usd_per_mtok), max(price_id) FROM usage_tracker.model_prices
 UNION ALL SELECT 'types', count(*), NULL, NULL FROM usage_tracker.request_types
 UNION ALL SELECT 'keys', count(*), NULL, NULL FROM usage_tracker_private.ai_usage_idempotency
+UNION ALL SELECT 'events', count(*), sum(quantity), NULL FROM usage_tracker.usage_events
+UNION ALL SELECT 'counters', count(*), sum(count), NULL FROM usage_tracker.organization_usage
+UNION ALL SELECT 'quota rows', count(*), sum(used), NULL FROM usage_tracker_private.quota_usage
+UNION ALL SELECT 'reservations', count(*), sum(quantity), NULL FROM usage_tracker.quota_reservations
+UNION ALL SELECT 'orgs', count(*), NULL, NULL FROM usage_tracker.organizations
+UNION ALL SELECT 'plans', count(*), NULL, NULL FROM usage_tracker.plans
+UNION ALL SELECT 'plan limits', count(*), sum(max_quantity), NULL FROM usage_tracker.plan_limits
+UNION ALL SELECT 'budgets', count(*), sum(amount_usd), NULL FROM usage_tracker.budgets
+UNION ALL SELECT 'budget spend', count(*), sum(spent_usd), NULL FROM usage_tracker_private.budget_spend
+UNION ALL SELECT 'alerts', count(*), NULL, NULL FROM usage_tracker.budget_alerts
+UNION ALL SELECT 'runs', count(*), sum(tokens_used), NULL FROM usage_tracker.report_runs
 UNION ALL SELECT 'ingest_seq', last_value, NULL, NULL FROM usage_tracker_private.ai_usage_log_ingest_seq
 UNION ALL SELECT 'price_seq', last_value, NULL, NULL FROM usage_tracker_private.model_prices_price_id_seq;
 SQL
@@ -54,12 +73,14 @@ SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_idem
        usage_tracker.set_model_price('mistral', 'mistral-small', now(), 1, 3) AS price_id;
 SELECT concat_ws(' ',
            r.retried = (SELECT id FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'dump-1'),
-           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 41,
+           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 42,
            (SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE id = r.fresh) = 2,
-           r.price_id = 1000001)
+           r.price_id = 1000001,
+           (SELECT "limit" FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 7
+             AND (SELECT current FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 2)
   FROM r;
 SQL
 )
-[ "$check" = "t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
+[ "$check" = "t t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
 echo "ok - the restored database keeps working (idempotency keys, custom prices and types, sequences)"
-q -d postgres -c "DROP DATABASE ut_dump" -c "DROP DATABASE ut_restore"
+q -d postgres -c "DROP DATABASE ut_dump WITH (FORCE)" -c "DROP DATABASE ut_restore WITH (FORCE)"

@@ -1,7 +1,7 @@
 -- Report runs (seed 004): every legal and illegal transition, monthly
 -- usage and limit, usage feeding the org, authorization and bad input.
 BEGIN;
-SELECT plan(45);
+SELECT plan(50);
 
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('user_a'), 'member');
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('admin_1'), 'admin');

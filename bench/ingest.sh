@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark: ingest throughput of log_ai_usage against seed 001's own
+# PL/pgSQL log_ai_usage and a bare INSERT into seed 001's table with its
+# indexes (loaded from ../shared/seeds), pgbench with 4 clients, same
+# settings, side by side in one run.
+#
+#   bench/ingest.sh [seconds-per-measurement]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/common.sh"
+SECS=${1:-15}
+PORT=55491
+OURS=ingest_ours
+SEED=ingest_seed001
+
+bash "$ROOT/scripts/setup.sh"
+install_extension
+cluster_destroy ingest
+cluster_start ingest "$PORT"
+q() { cpsql ingest "$PORT" "$@"; }
+q -d postgres -c "CREATE DATABASE ${OURS}"
+q -d "$OURS" -c "CREATE EXTENSION usage_tracker" -c "SELECT usage_tracker.run_maintenance()" >/dev/null
+set +e
+bash "$ROOT/scripts/load_seed.sh" 001 ingest "$PORT" "$SEED"
+rc=$?
+set -e
+if [ $rc -eq 2 ]; then echo "SKIP: ../shared/seeds/001_*.txt is absent; no baseline" >&2; exit 0; fi
+[ $rc -eq 0 ] || die "loading seed 001 failed"
+
+# The same request in all three: a user, customer context, tokens, latency.
+cat > "${RUN_DIR}/ingest-ours.sql" <<'SQL'
+\set u random(1, 50)
+\set c random(1, 500)
+SELECT usage_tracker.log_ai_usage(('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@example.com', :c,
+    'Customer', 'report', 'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
+SQL
+cat > "${RUN_DIR}/ingest-seed.sql" <<'SQL'
+\set u random(1, 50)
+\set c random(1, 500)
+SELECT log_ai_usage(('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@example.com', :c,
+    'Customer', 'report', 'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
+SQL
+cat > "${RUN_DIR}/ingest-bare.sql" <<'SQL'
+\set u random(1, 50)
+\set c random(1, 500)
+INSERT INTO ai_usage_log (user_id, user_email, customer_id, customer_name, request_type, session_id, input_tokens,
+    output_tokens, model_used, latency_ms, tool_turns, status, error_message)
+VALUES (('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@example.com', :c, 'Customer', 'report',
+    'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
+SQL
+
+tps() {  # tps DB SCRIPT
+    "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
+        | awk '/^tps/ {print $3}'
+}
+ours=$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql")
+seed=$(tps "$SEED" "${RUN_DIR}/ingest-seed.sql")
+bare=$(tps "$SEED" "${RUN_DIR}/ingest-bare.sql")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+{
+    echo "| 4 clients, ${SECS}s | requests/s |"
+    echo "|---|---:|"
+    echo "| usage_tracker.log_ai_usage | ${ours%.*} |"
+    echo "| seed 001's log_ai_usage (PL/pgSQL) | ${seed%.*} |"
+    echo "| bare INSERT into seed 001's table | ${bare%.*} |"
+    echo
+    echo "ours / seed function: $(ratio "$ours" "$seed")x; ours / bare INSERT: $(ratio "$ours" "$bare")x"
+} | tee "${RUN_DIR}/bench-ingest.md"
+cluster_stop ingest
