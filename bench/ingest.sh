@@ -49,7 +49,7 @@ VALUES (('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@exa
 SQL
 
 tps() {  # tps DB SCRIPT
-    "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
+    "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -M prepared -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
         | awk '/^tps/ {print $3}'
 }
 ours=$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql")

@@ -102,14 +102,18 @@ pub struct AiUsage {
     pub project_id: Option<Uuid>,
 }
 
-const INSERT_SQL: &str = "INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, project_id, created_at, customer_id, \
+// Both inserts also say whether a budget covers the row, saving a query
+// on the common path (no budget).
+const INSERT_SQL: &str = "WITH ins AS (INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, project_id, created_at, customer_id, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
     latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
     input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
     total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
-    idempotency_key, metadata) \
+    idempotency_key, metadata, total_tokens) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) RETURNING id";
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) RETURNING id) \
+    SELECT ins.id, EXISTS (SELECT 1 FROM usage_tracker.budgets b \
+                            WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2)) FROM ins";
 
 // Claims the key and inserts the row in one statement; no row comes back
 // when the key was already taken (by a committed or concurrent call).
@@ -117,14 +121,16 @@ const INSERT_WITH_KEY_SQL: &str = "WITH k AS ( \
       INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at) \
       VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4) \
       ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
-    INSERT INTO usage_tracker.ai_usage_log (id, org_id, user_id, project_id, created_at, customer_id, \
+    , ins AS (INSERT INTO usage_tracker.ai_usage_log (id, org_id, user_id, project_id, created_at, customer_id, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
     latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
     input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
     total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
-    idempotency_key, metadata) \
+    idempotency_key, metadata, total_tokens) \
     SELECT k.log_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31 FROM k RETURNING id";
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32 FROM k RETURNING id) \
+    SELECT ins.id, EXISTS (SELECT 1 FROM usage_tracker.budgets b \
+                            WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2)) FROM ins";
 
 pub fn log(u: AiUsage) -> Result<Uuid> {
     let who = caller()?;
@@ -260,18 +266,25 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         u.error_message.into(),
         u.idempotency_key.clone().into(),
         u.metadata.into(),
+        (toks.input + toks.output + toks.cache_read + toks.cache_write + toks.reasoning).into(),
     ];
     let sql = if u.idempotency_key.is_some() {
         INSERT_WITH_KEY_SQL
     } else {
         INSERT_SQL
     };
-    let inserted: Option<Uuid> = Spi::connect_mut(|c| {
+    let inserted: Option<(Option<Uuid>, Option<bool>)> = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
-        crate::spi_util::first(c.update(&*p, None, &args)?)
+        let t = c.update(&*p, None, &args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(t.first().get_two::<Uuid, bool>()?))
     })?;
-    if let Some(id) = inserted {
-        crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
+    if let Some((Some(id), budgeted)) = inserted {
+        if budgeted == Some(true) {
+            crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
+        }
         return Ok(id);
     }
 

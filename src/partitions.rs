@@ -125,8 +125,7 @@ pub fn ensure_month(key: i32) -> Result<bool> {
     // Names and bounds come from integers, never from input.
     let ddl = format!(
         "CREATE TABLE usage_tracker_private.{name} \
-           (LIKE usage_tracker.ai_usage_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-            INCLUDING GENERATED INCLUDING STORAGE); \
+           (LIKE usage_tracker.ai_usage_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE); \
          ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_pkey \
            PRIMARY KEY (org_id, created_at, id); \
          CREATE INDEX {name}_user_idx ON usage_tracker_private.{name} (user_id, created_at); \
