@@ -34,7 +34,8 @@ fi
 
 log "scratch cluster for the SQL tests"
 cluster_destroy test
-cluster_start test "$TEST_PORT" "shared_preload_libraries = 'pg_cron'" "cron.database_name = '${DB}'"
+cluster_start test "$TEST_PORT" "shared_preload_libraries = 'pg_cron'" "cron.database_name = '${DB}'" \
+    "cron.use_background_workers = on"
 cpsql test "$TEST_PORT" -d postgres -c "CREATE DATABASE ${DB}"
 cpsql test "$TEST_PORT" -d "$DB" -c "CREATE EXTENSION usage_tracker" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION dblink"
 cpsql test "$TEST_PORT" -d "$DB" -f "$ROOT/tests/helpers/helpers.sql"
@@ -64,6 +65,10 @@ count "$(grep -c ' \.\.\. ok' "${RUN_DIR}/isolation.log")"
 log "pgbench concurrency tests"
 bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/pgbench.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/pgbench.log")"
+
+log "maintenance scheduled with pg_cron"
+bash "$ROOT/tests/cron/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/cron.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/cron.log")"
 
 log "pg_dump / pg_restore"
 bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/dump.log"
