@@ -475,6 +475,12 @@ AS $$ SELECT usage_tracker_private.check_monthly_usage_limit($1, $2, $3) $$;
 COMMENT ON FUNCTION usage_tracker.check_monthly_usage_limit IS
     'Seed 004: true while the user has fewer than p_limit successful runs this billing period (UTC calendar month by default).';
 
+CREATE FUNCTION usage_tracker.set_retention(p_relation text, p_keep interval)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_retention($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.set_retention IS
+    'How long run_maintenance keeps ai_usage_log (whole monthly partitions), usage_events, resolved quota_reservations, delivered budget_alerts or finished report_runs; NULL keeps them forever (service_role).';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -565,6 +571,10 @@ CREATE POLICY report_runs_select_own ON usage_tracker.report_runs
 CREATE POLICY report_runs_select_service ON usage_tracker.report_runs
     FOR SELECT TO service_role USING (true);
 
+ALTER TABLE usage_tracker.retention_policies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY retention_policies_select ON usage_tracker.retention_policies
+    FOR SELECT TO authenticated, service_role USING (true);
+
 ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY event_types_select ON usage_tracker.event_types
     FOR SELECT TO authenticated, service_role USING (true);
@@ -593,7 +603,8 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.event_types, usage_tracker.limit_definitions,
                 usage_tracker.plans, usage_tracker.plan_limits,
                 usage_tracker.budgets, usage_tracker.budget_alerts,
-                usage_tracker.report_runs, usage_tracker.user_monthly_usage
+                usage_tracker.report_runs, usage_tracker.user_monthly_usage,
+                usage_tracker.retention_policies
     TO authenticated, service_role;
 
 DO $grants$
@@ -616,7 +627,8 @@ DECLARE
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
-                                'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered'];
+                                'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
+                                'set_retention'];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -662,5 +674,6 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budgets', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.report_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.retention_policies', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

@@ -360,3 +360,29 @@ COMMENT ON COLUMN usage_tracker.budget_alerts.created_at IS 'When the threshold 
 COMMENT ON COLUMN usage_tracker.budget_alerts.delivered_at IS 'When delivery succeeded; NULL while pending';
 COMMENT ON COLUMN usage_tracker.budget_alerts.attempts IS 'Delivery attempts so far';
 COMMENT ON COLUMN usage_tracker.budget_alerts.last_error IS 'Error of the last failed attempt';
+
+------------------------------------------------------------------------------
+-- Retention, applied by run_maintenance()
+------------------------------------------------------------------------------
+CREATE TABLE usage_tracker.retention_policies (
+    relation   text        NOT NULL,
+    keep       interval,
+    shipped    boolean     NOT NULL DEFAULT false,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT retention_policies_pkey PRIMARY KEY (relation, shipped),
+    CONSTRAINT retention_policies_relation_check CHECK (relation IN
+        ('ai_usage_log', 'usage_events', 'quota_reservations', 'budget_alerts', 'report_runs'))
+);
+COMMENT ON TABLE usage_tracker.retention_policies IS
+    'How long run_maintenance() keeps each kind of row (NULL: forever). Shipped rows are never modified: set_retention adds a row that overrides them. The log loses whole monthly partitions once all their rows are older than its retention.';
+COMMENT ON COLUMN usage_tracker.retention_policies.relation IS 'ai_usage_log (with its idempotency keys), usage_events, quota_reservations (resolved ones), budget_alerts (delivered ones) or report_runs (finished ones)';
+COMMENT ON COLUMN usage_tracker.retention_policies.keep IS 'How long rows are kept; NULL keeps them forever';
+COMMENT ON COLUMN usage_tracker.retention_policies.shipped IS 'True for the defaults installed with the extension';
+COMMENT ON COLUMN usage_tracker.retention_policies.updated_at IS 'When it was last set';
+
+INSERT INTO usage_tracker.retention_policies (relation, keep, shipped) VALUES
+    ('ai_usage_log', '13 months', true),
+    ('usage_events', '13 months', true),
+    ('quota_reservations', '90 days', true),
+    ('budget_alerts', '1 year', true),
+    ('report_runs', NULL, true);

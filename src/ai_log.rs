@@ -215,10 +215,21 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
     // Who and where.
     let org_id = u.org_id.unwrap_or(user_id);
     authorize_write(who, user_id, org_id)?;
-    if when < now - CLOCK_SKEW && who != Caller::Trusted {
-        return Err(UsageError::forbidden(
-            "only service_role may record usage in the past (p_occurred_at)",
-        ));
+    if when < now - CLOCK_SKEW {
+        if who != Caller::Trusted {
+            return Err(UsageError::forbidden(
+                "only service_role may record usage in the past (p_occurred_at)",
+            ));
+        }
+        // Its month's partition may already have been dropped by retention.
+        if let Some(cut) = crate::retention::cutoff("ai_usage_log")? {
+            if partitions::to_utc(cut).is_some_and(|c| when < c) {
+                return Err(UsageError::invalid(
+                    "p_occurred_at",
+                    "is older than the AI log's retention (usage_tracker.retention_policies)",
+                ));
+            }
+        }
     }
 
     // Exact cost from the price in force at that time.

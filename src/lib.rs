@@ -20,6 +20,7 @@ mod orgs;
 mod partitions;
 mod pricing;
 mod report_runs;
+mod retention;
 mod spi_util;
 mod usage;
 

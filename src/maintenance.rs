@@ -17,16 +17,19 @@ fn run() -> Result<serde_json::Value> {
     let created = partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?;
     let expired = crate::usage::quotas::expire_reservations()?;
     let stuck = crate::report_runs::expire_stuck_runs()?;
+    let retention = crate::retention::apply()?;
     Ok(serde_json::json!({
         "partitions_created": created,
         "reservations_expired": expired,
         "report_runs_timed_out": stuck,
+        "retention": retention,
     }))
 }
 
 /// Periodic work: creates the log partitions for this month and the next
 /// ones, marks expired reservations and fails report runs stuck in running
-/// (usage_tracker.report_run_timeout, default 1 hour). Schedule it every
+/// (usage_tracker.report_run_timeout, default 1 hour), and applies the
+/// retention policies. Schedule it every
 /// minute with pg_cron. Returns what it did.
 #[pg_extern(
     security_definer,

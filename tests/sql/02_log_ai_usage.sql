@@ -117,10 +117,11 @@ SELECT results_eq(
     'unset cache and reasoning prices default to input and output');
 
 -- Past events land in their month's partition, created on demand.
-SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_occurred_at => '2019-03-15 12:00+00',
+SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_occurred_at => now() - interval '11 months',
     p_session_id => 'old');
 SELECT is((SELECT tableoid::regclass::text FROM usage_tracker.ai_usage_log WHERE session_id = 'old'),
-    'usage_tracker_private.ai_usage_log_y2019m03', 'partition created for a backfilled month');
+    'usage_tracker_private.ai_usage_log_' || to_char((now() - interval '11 months') AT TIME ZONE 'UTC', '"y"YYYY"m"MM'),
+    'partition created for a backfilled month');
 
 -- Metadata, project and explicit org.
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('user_a'), 'member');

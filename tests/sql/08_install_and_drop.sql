@@ -3,7 +3,7 @@
 BEGIN;
 SELECT plan(7);
 
-SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_occurred_at => '2020-02-02 12:00+00');
+SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_occurred_at => now() - interval '6 months');
 SELECT usage_tracker.run_maintenance();
 SELECT ok((SELECT count(*) FROM pg_inherits WHERE inhparent = 'usage_tracker.ai_usage_log'::regclass) >= 4,
     'partitions exist (one backfilled, this month and two ahead)');
