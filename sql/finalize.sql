@@ -481,6 +481,17 @@ AS $$ SELECT usage_tracker_private.set_retention($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.set_retention IS
     'How long run_maintenance keeps ai_usage_log (whole monthly partitions), usage_events, resolved quota_reservations, delivered budget_alerts or finished report_runs; NULL keeps them forever (service_role).';
 
+CREATE FUNCTION usage_tracker.verify_rollups(p_from date, p_to date)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.verify_rollups($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.verify_rollups IS
+    'Compares the daily rollup with the raw log (rows folded so far) per organization and day; lists the differences (service_role).';
+
+CREATE FUNCTION usage_tracker.rebuild_rollups(p_from date, p_to date)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.rebuild_rollups($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.rebuild_rollups IS 'Recomputes the daily rollup for a range of days from the raw log (service_role).';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -575,6 +586,12 @@ ALTER TABLE usage_tracker.retention_policies ENABLE ROW LEVEL SECURITY;
 CREATE POLICY retention_policies_select ON usage_tracker.retention_policies
     FOR SELECT TO authenticated, service_role USING (true);
 
+ALTER TABLE usage_tracker.ai_usage_daily ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_daily_select_own ON usage_tracker.ai_usage_daily
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY ai_usage_daily_select_service ON usage_tracker.ai_usage_daily
+    FOR SELECT TO service_role USING (true);
+
 ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY event_types_select ON usage_tracker.event_types
     FOR SELECT TO authenticated, service_role USING (true);
@@ -604,7 +621,7 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.plans, usage_tracker.plan_limits,
                 usage_tracker.budgets, usage_tracker.budget_alerts,
                 usage_tracker.report_runs, usage_tracker.user_monthly_usage,
-                usage_tracker.retention_policies
+                usage_tracker.retention_policies, usage_tracker.ai_usage_daily
     TO authenticated, service_role;
 
 DO $grants$
@@ -628,7 +645,7 @@ DECLARE
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
-                                'set_retention'];
+                                'set_retention', 'verify_rollups', 'rebuild_rollups'];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -675,5 +692,7 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend',
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.report_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.retention_policies', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.rollup_progress', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

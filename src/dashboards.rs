@@ -1,4 +1,5 @@
-//! Seed 001's three JSONB reads, each one pass over the caller's rows.
+//! Seed 001's three JSONB reads, each one pass over the caller's rows:
+//! whole days from the daily rollup plus the raw rows it does not hold yet.
 //!
 //! The definer bodies run with `TimeZone = UTC` (set in finalize.sql), so
 //! days, weeks and months — and the timestamps in the JSON — are UTC
@@ -33,48 +34,96 @@ fn run_json(sql: &str, scope: &Scope, days: Option<i32>) -> Result<JsonB> {
     json.ok_or_else(|| UsageError::Internal("dashboard query returned nothing".into()))
 }
 
-fn dashboard_sql(scope: &Scope) -> String {
-    let pred = scope.predicate("l", 1, 2);
+/// The rows a read aggregates: whole days from the daily rollup, plus raw
+/// log rows the rollup does not have yet (the unfolded tail) or cannot
+/// split (the window's partial first day). `ts` is NULL for rollup rows;
+/// `folded` says a raw row is already in the rollup (so it counts for the
+/// window, not for calendar periods, which the rollup covers).
+/// Parameters: $1 orgs, $2 user (the scope), `start` the window start. The
+/// bounds are scalar subqueries so that they can drive index scans and
+/// partition pruning.
+fn facts_cte(scope: &Scope, start: &str) -> String {
+    let d = scope.predicate("d", 1, 2);
+    let l = scope.predicate("l", 1, 2);
     format!(
         r#"
-WITH base AS (
+p AS (
+    SELECT {start} AS start_ts,
+           (({start}) AT TIME ZONE 'UTC')::date AS start_day,
+           date_trunc('month', CURRENT_DATE)::date AS cur_day,
+           date_trunc('month', CURRENT_DATE - INTERVAL '1 month')::date AS prev_day,
+           coalesce((SELECT r.folded_through FROM usage_tracker_private.rollup_progress r
+                      WHERE r.rollup = 'ai_usage_daily'), 0) AS f
+), facts AS (
+    SELECT d.user_id, d.user_email, d.customer_id, d.customer_name, d.request_type, d.status, d.day,
+           NULL::timestamptz AS ts, true AS folded, d.requests AS n, d.input_tokens AS in_tok,
+           d.output_tokens AS out_tok, d.total_tokens AS tok, d.input_cost_usd AS in_cost,
+           d.output_cost_usd AS out_cost, d.total_cost_usd AS cost, d.latency_count AS lat_n,
+           d.latency_sum AS lat_sum, d.last_at
+      FROM usage_tracker.ai_usage_daily d
+     WHERE {d} AND d.day >= (SELECT LEAST(p.start_day, p.prev_day) FROM p)
+    UNION ALL
     SELECT l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status,
-           l.input_tokens, l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd,
-           l.total_cost_usd, l.latency_ms, l.created_at, l.created_at::date AS day,
-           l.created_at >= now() - make_interval(days => $3) AS in_win,
-           l.created_at >= date_trunc('month', CURRENT_DATE) AS in_cur,
-           (l.created_at >= date_trunc('month', CURRENT_DATE - INTERVAL '1 month')
-            AND l.created_at < date_trunc('month', CURRENT_DATE)) AS in_prev
+           (l.created_at AT TIME ZONE 'UTC')::date, l.created_at, false, 1, l.input_tokens,
+           l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd, l.total_cost_usd,
+           (l.latency_ms IS NOT NULL)::integer, coalesce(l.latency_ms, 0), l.created_at
       FROM usage_tracker.ai_usage_log l
-     WHERE {pred}
-       AND l.created_at >= LEAST(now() - make_interval(days => $3),
-                                 date_trunc('month', CURRENT_DATE - INTERVAL '1 month'))
-), g AS (
+     WHERE {l} AND l.ingest_seq > (SELECT p.f FROM p)
+       AND l.created_at >= (SELECT LEAST(p.start_ts, p.prev_day::timestamp AT TIME ZONE 'UTC') FROM p)
+    UNION ALL
+    SELECT l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status,
+           (l.created_at AT TIME ZONE 'UTC')::date, l.created_at, true, 1, l.input_tokens,
+           l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd, l.total_cost_usd,
+           (l.latency_ms IS NOT NULL)::integer, coalesce(l.latency_ms, 0), l.created_at
+      FROM usage_tracker.ai_usage_log l
+     WHERE {l} AND l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.start_ts FROM p)
+       AND l.created_at < (SELECT (p.start_day + 1)::timestamp AT TIME ZONE 'UTC' FROM p)
+), flagged AS (
+    SELECT f.*,
+           CASE WHEN f.ts IS NULL THEN f.day > p.start_day ELSE f.ts >= p.start_ts END AS in_win,
+           CASE WHEN f.ts IS NULL THEN f.day >= p.cur_day WHEN f.folded THEN false
+                ELSE f.ts >= (p.cur_day::timestamp AT TIME ZONE 'UTC') END AS in_cur,
+           CASE WHEN f.ts IS NULL THEN f.day >= p.prev_day AND f.day < p.cur_day WHEN f.folded THEN false
+                ELSE f.ts >= (p.prev_day::timestamp AT TIME ZONE 'UTC')
+                     AND f.ts < (p.cur_day::timestamp AT TIME ZONE 'UTC') END AS in_prev
+      FROM facts f, p
+)"#
+    )
+}
+
+fn dashboard_sql(scope: &Scope) -> String {
+    let facts = facts_cte(scope, "now() - make_interval(days => $3)");
+    format!(
+        r#"
+WITH {facts}, g AS (
     SELECT GROUPING(user_id, user_email, customer_id, customer_name, day, request_type) AS gs,
            user_id, user_email, customer_id, customer_name, day, request_type,
-           count(*) FILTER (WHERE in_win) AS n,
-           count(*) FILTER (WHERE in_win AND status = 'success') AS n_ok,
-           count(*) FILTER (WHERE in_win AND status = 'error') AS n_err,
-           sum(input_tokens) FILTER (WHERE in_win) AS in_tok,
-           sum(output_tokens) FILTER (WHERE in_win) AS out_tok,
-           sum(total_tokens) FILTER (WHERE in_win) AS tok,
-           sum(input_cost_usd) FILTER (WHERE in_win) AS in_cost,
-           sum(output_cost_usd) FILTER (WHERE in_win) AS out_cost,
-           sum(total_cost_usd) FILTER (WHERE in_win) AS cost,
-           avg(total_tokens) FILTER (WHERE in_win AND status = 'success') AS avg_tok_ok,
-           avg(total_cost_usd) FILTER (WHERE in_win AND status = 'success') AS avg_cost_ok,
-           avg(latency_ms) FILTER (WHERE in_win AND status = 'success') AS avg_lat_ok,
-           avg(total_cost_usd) FILTER (WHERE in_win) AS avg_cost,
-           avg(latency_ms) FILTER (WHERE in_win) AS avg_lat,
-           max(created_at) FILTER (WHERE in_win) AS last_at,
+           coalesce(sum(n) FILTER (WHERE in_win), 0) AS n,
+           coalesce(sum(n) FILTER (WHERE in_win AND status = 'success'), 0) AS n_ok,
+           coalesce(sum(n) FILTER (WHERE in_win AND status = 'error'), 0) AS n_err,
+           sum(in_tok) FILTER (WHERE in_win) AS in_tok,
+           sum(out_tok) FILTER (WHERE in_win) AS out_tok,
+           sum(tok) FILTER (WHERE in_win) AS tok,
+           sum(in_cost) FILTER (WHERE in_win) AS in_cost,
+           sum(out_cost) FILTER (WHERE in_win) AS out_cost,
+           sum(cost) FILTER (WHERE in_win) AS cost,
+           sum(tok) FILTER (WHERE in_win AND status = 'success')
+             / NULLIF(sum(n) FILTER (WHERE in_win AND status = 'success'), 0) AS avg_tok_ok,
+           sum(cost) FILTER (WHERE in_win AND status = 'success')
+             / NULLIF(sum(n) FILTER (WHERE in_win AND status = 'success'), 0) AS avg_cost_ok,
+           sum(lat_sum) FILTER (WHERE in_win AND status = 'success')::numeric
+             / NULLIF(sum(lat_n) FILTER (WHERE in_win AND status = 'success'), 0) AS avg_lat_ok,
+           sum(cost) FILTER (WHERE in_win) / NULLIF(sum(n) FILTER (WHERE in_win), 0) AS avg_cost,
+           sum(lat_sum) FILTER (WHERE in_win)::numeric / NULLIF(sum(lat_n) FILTER (WHERE in_win), 0) AS avg_lat,
+           max(last_at) FILTER (WHERE in_win) AS last_at,
            count(DISTINCT user_id) FILTER (WHERE in_win) AS users,
-           count(*) FILTER (WHERE in_cur) AS cur_n,
-           sum(total_tokens) FILTER (WHERE in_cur) AS cur_tok,
-           sum(total_cost_usd) FILTER (WHERE in_cur) AS cur_cost,
-           count(*) FILTER (WHERE in_prev) AS prev_n,
-           sum(total_tokens) FILTER (WHERE in_prev) AS prev_tok,
-           sum(total_cost_usd) FILTER (WHERE in_prev) AS prev_cost
-      FROM base
+           coalesce(sum(n) FILTER (WHERE in_cur), 0) AS cur_n,
+           sum(tok) FILTER (WHERE in_cur) AS cur_tok,
+           sum(cost) FILTER (WHERE in_cur) AS cur_cost,
+           coalesce(sum(n) FILTER (WHERE in_prev), 0) AS prev_n,
+           sum(tok) FILTER (WHERE in_prev) AS prev_tok,
+           sum(cost) FILTER (WHERE in_prev) AS prev_cost
+      FROM flagged
      GROUP BY GROUPING SETS ((), (user_id, user_email), (customer_id, customer_name), (day), (request_type))
 )
 SELECT jsonb_build_object(
@@ -156,20 +205,15 @@ SELECT jsonb_build_object(
 }
 
 fn user_usage_sql(scope: &Scope) -> String {
-    let pred = scope.predicate("l", 1, 2);
+    let facts = facts_cte(scope, "now() - make_interval(days => $3)");
+    let l = scope.predicate("l", 1, 2);
     format!(
         r#"
-WITH base AS MATERIALIZED (
-    SELECT l.id, l.customer_name, l.request_type, l.input_tokens, l.output_tokens,
-           l.total_tokens, l.total_cost_usd, l.latency_ms, l.status, l.created_at,
-           l.created_at::date AS day
-      FROM usage_tracker.ai_usage_log l
-     WHERE {pred} AND l.created_at >= now() - make_interval(days => $3)
-), g AS (
+WITH {facts}, g AS (
     SELECT GROUPING(day) AS gs, day,
-           count(*) AS n, sum(total_tokens) AS tok, sum(total_cost_usd) AS cost,
-           avg(total_tokens) FILTER (WHERE status = 'success') AS avg_tok_ok
-      FROM base
+           coalesce(sum(n), 0) AS n, sum(tok) AS tok, sum(cost) AS cost,
+           sum(tok) FILTER (WHERE status = 'success') / NULLIF(sum(n) FILTER (WHERE status = 'success'), 0) AS avg_tok_ok
+      FROM flagged WHERE in_win
      GROUP BY GROUPING SETS ((), (day))
 )
 SELECT jsonb_build_object(
@@ -193,7 +237,9 @@ SELECT jsonb_build_object(
                    'status', r.status,
                    'created_at', r.created_at)
                ORDER BY r.created_at DESC, r.id DESC)
-          FROM (SELECT * FROM base ORDER BY created_at DESC, id DESC LIMIT 50) r),
+          FROM (SELECT l.* FROM usage_tracker.ai_usage_log l
+                 WHERE {l} AND l.created_at >= now() - make_interval(days => $3)
+                 ORDER BY l.created_at DESC, l.id DESC LIMIT 50) r),
         '[]'::jsonb),
     'daily_usage', COALESCE((
         SELECT jsonb_agg(jsonb_build_object(
@@ -209,25 +255,29 @@ SELECT jsonb_build_object(
 }
 
 fn cost_summary_sql(scope: &Scope) -> String {
-    let pred = scope.predicate("l", 1, 2);
+    // Calendar days only, so no partial day: a window start far in the past.
+    let facts = facts_cte(scope, "'-infinity'::timestamptz");
     format!(
         r#"
+WITH {facts}, x AS (
+    SELECT f.n, f.cost,
+           CASE WHEN f.ts IS NULL THEN f.day::timestamp AT TIME ZONE 'UTC' ELSE f.ts END AS at,
+           f.ts IS NULL AS whole_day
+      FROM flagged f WHERE f.ts IS NULL OR NOT f.folded
+)
 SELECT jsonb_build_object(
-    'today', round(COALESCE(sum(l.total_cost_usd) FILTER (WHERE l.created_at >= CURRENT_DATE), 0), 2),
-    'yesterday', round(COALESCE(sum(l.total_cost_usd) FILTER (
-        WHERE l.created_at >= CURRENT_DATE - INTERVAL '1 day' AND l.created_at < CURRENT_DATE), 0), 2),
-    'this_week', round(COALESCE(sum(l.total_cost_usd) FILTER (
-        WHERE l.created_at >= date_trunc('week', CURRENT_DATE)), 0), 2),
-    'this_month', round(COALESCE(sum(l.total_cost_usd) FILTER (
-        WHERE l.created_at >= date_trunc('month', CURRENT_DATE)), 0), 2),
-    'last_month', round(COALESCE(sum(l.total_cost_usd) FILTER (
-        WHERE l.created_at >= date_trunc('month', CURRENT_DATE - INTERVAL '1 month')
-          AND l.created_at < date_trunc('month', CURRENT_DATE)), 0), 2),
-    'all_time', round(COALESCE(sum(l.total_cost_usd), 0), 2),
-    'requests_today', count(*) FILTER (WHERE l.created_at >= CURRENT_DATE),
-    'requests_this_month', count(*) FILTER (WHERE l.created_at >= date_trunc('month', CURRENT_DATE)))
-  FROM usage_tracker.ai_usage_log l
- WHERE {pred}
+    'today', round(COALESCE(sum(cost) FILTER (WHERE at >= CURRENT_DATE), 0), 2),
+    'yesterday', round(COALESCE(sum(cost) FILTER (
+        WHERE at >= CURRENT_DATE - INTERVAL '1 day' AND at < CURRENT_DATE), 0), 2),
+    'this_week', round(COALESCE(sum(cost) FILTER (WHERE at >= date_trunc('week', CURRENT_DATE)), 0), 2),
+    'this_month', round(COALESCE(sum(cost) FILTER (WHERE at >= date_trunc('month', CURRENT_DATE)), 0), 2),
+    'last_month', round(COALESCE(sum(cost) FILTER (
+        WHERE at >= date_trunc('month', CURRENT_DATE - INTERVAL '1 month')
+          AND at < date_trunc('month', CURRENT_DATE)), 0), 2),
+    'all_time', round(COALESCE(sum(cost), 0), 2),
+    'requests_today', COALESCE(sum(n) FILTER (WHERE at >= CURRENT_DATE), 0),
+    'requests_this_month', COALESCE(sum(n) FILTER (WHERE at >= date_trunc('month', CURRENT_DATE)), 0))
+  FROM x
 "#
     )
 }

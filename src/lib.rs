@@ -21,6 +21,7 @@ mod partitions;
 mod pricing;
 mod report_runs;
 mod retention;
+mod rollups;
 mod spi_util;
 mod usage;
 
@@ -38,6 +39,11 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/report_runs.sql",
     name = "report_runs_tables",
+    requires = ["bootstrap"]
+);
+pgrx::extension_sql_file!(
+    "../sql/rollups.sql",
+    name = "rollup_tables",
     requires = ["bootstrap"]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

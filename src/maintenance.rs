@@ -17,11 +17,13 @@ fn run() -> Result<serde_json::Value> {
     let created = partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?;
     let expired = crate::usage::quotas::expire_reservations()?;
     let stuck = crate::report_runs::expire_stuck_runs()?;
+    let rollups = crate::rollups::fold()?;
     let retention = crate::retention::apply()?;
     Ok(serde_json::json!({
         "partitions_created": created,
         "reservations_expired": expired,
         "report_runs_timed_out": stuck,
+        "rollups": rollups,
         "retention": retention,
     }))
 }
@@ -29,7 +31,8 @@ fn run() -> Result<serde_json::Value> {
 /// Periodic work: creates the log partitions for this month and the next
 /// ones, marks expired reservations and fails report runs stuck in running
 /// (usage_tracker.report_run_timeout, default 1 hour), and applies the
-/// retention policies. Schedule it every
+/// retention policies and folds new log rows into the daily rollup.
+/// Schedule it every
 /// minute with pg_cron. Returns what it did.
 #[pg_extern(
     security_definer,

@@ -131,6 +131,7 @@ pub fn ensure_month(key: i32) -> Result<bool> {
          CREATE INDEX {name}_user_idx ON usage_tracker_private.{name} (user_id, created_at); \
          CREATE INDEX {name}_unpriced_idx ON usage_tracker_private.{name} (model_used) \
            WHERE price_id IS NULL; \
+         CREATE INDEX {name}_seq_idx ON usage_tracker_private.{name} USING brin (ingest_seq); \
          ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_bounds \
            CHECK (created_at >= '{from}' AND created_at < '{to}'); \
          ALTER TABLE usage_tracker.ai_usage_log ATTACH PARTITION usage_tracker_private.{name} \

@@ -24,6 +24,7 @@ check() {  # check DESCRIPTION SQL-returning-a-boolean
 cleanup() {
     cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
 DELETE FROM usage_tracker.ai_usage_log WHERE idempotency_key LIKE 'pgb-%' OR session_id LIKE 'pgb-%' OR org_id::text LIKE '0c0c0c0c-%';
+DELETE FROM usage_tracker.ai_usage_log WHERE user_id::text LIKE 'dddddddd-%';
 DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE idempotency_key LIKE 'pgb-%';
 DELETE FROM usage_tracker.usage_events WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.organization_usage WHERE org_id::text LIKE '0c0c0c0c-%';
@@ -36,6 +37,8 @@ DELETE FROM usage_tracker.budget_alerts WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker_private.budget_spend WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.budgets WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c';
+DELETE FROM usage_tracker.ai_usage_daily;
+UPDATE usage_tracker_private.rollup_progress SET folded_through = 0;
 SQL
 }
 cleanup
@@ -122,5 +125,16 @@ bench report_run_starts.sql 16 10
 check "16 schedulers x 10 starts for one user with a limit of 10: exactly 10 runs start" \
     "SELECT count(*) = 10 FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c'" \
     "SELECT status, count(*) FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c' GROUP BY 1"
+
+# Exactness: writers log while maintenance folds, concurrently.
+"${PG_BIN}/pgbench" -n -h "$sock" -p "$port" -U postgres -c 1 -T 12 -f "$here/fold.sql" ut_test > "${RUN_DIR}/pgbench-fold.log" 2>&1 &
+folder=$!
+bench log_while_folding.sql 8 300
+wait "$folder" || { cat "${RUN_DIR}/pgbench-fold.log"; die "run_maintenance failed while writers were logging"; }
+cpsql "$cluster" "$port" -d ut_test -q -c "SELECT usage_tracker.run_maintenance()" >/dev/null
+check "8 writers x 300 requests while run_maintenance folds every moment: the rollup equals the log" \
+    "SELECT (usage_tracker.verify_rollups(current_date - 4, current_date) -> 'differences') = '[]'::jsonb
+        AND (SELECT sum(requests) FROM usage_tracker.ai_usage_daily WHERE user_id::text LIKE 'dddddddd-%') = 2400" \
+    "SELECT usage_tracker.verify_rollups(current_date - 4, current_date)"
 
 cleanup

@@ -106,8 +106,9 @@ SELECT is_empty($$
      WHERE t.relkind = 'r'
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
        AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                        WHERE i.indrelid = t.oid AND i.indisprimary AND a.attname = 'org_id')
-$$, 'tenant tables (and log partitions) have org_id first in their primary key');
+                        WHERE i.indrelid = t.oid AND a.attname = 'org_id'
+                          AND (i.indisprimary OR (i.indisunique AND i.indnullsnotdistinct)))
+$$, 'tenant tables (and log partitions) have org_id first in their primary key (a NULLS NOT DISTINCT key for rollups with nullable dimensions)');
 
 -- Everything is commented.
 SELECT is_empty($$

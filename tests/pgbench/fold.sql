@@ -1,0 +1,1 @@
+SELECT usage_tracker.run_maintenance();
