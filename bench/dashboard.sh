@@ -28,8 +28,9 @@ if [ $rc -eq 2 ]; then echo "SKIP: ../shared/seeds/001_*.txt is absent; no basel
 
 # The same rows in both (one anchor time): 60 users, 300 customers, 4
 # request types, ~5% errors, spread over the 61 days before the anchor.
-ANCHOR=$(q -d postgres -tAc "SELECT now()") Ours gets them as log_ai_usage writes them
-# (partitions, costs, ingest order), by bulk INSERT for speed.
+# Ours gets them as log_ai_usage writes them (partitions, costs, ingest
+# order), by bulk INSERT for speed.
+ANCHOR=$(q -d postgres -tAc "SELECT now()")
 ROWS="SELECT i,
         ('00000000-0000-4000-8000-' || lpad((abs(hashint4(i)) % 60)::text, 12, '0'))::uuid AS user_id,
         'user' || (abs(hashint4(i)) % 60) || '@example.com' AS user_email,
