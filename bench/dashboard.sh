@@ -51,7 +51,7 @@ q -d "$SEED" -q -c "INSERT INTO ai_usage_log (user_id, user_email, customer_id, 
 log "loading ${N} rows into usage_tracker"
 q -d "$OURS" -q -c "SELECT usage_tracker.log_ai_usage('00000000-0000-4000-8000-000000000001', p_occurred_at => now() - make_interval(days => d))
                       FROM generate_series(0, 62, 20) d" \
-  -c "SET session_replication_role = default" \
+  -c "DELETE FROM usage_tracker.ai_usage_log WHERE total_tokens = 0" \
   -c "INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, created_at, customer_id, input_tokens, output_tokens,
         total_tokens, latency_ms, price_id, status, request_type, provider, model_used, input_cost_usd, output_cost_usd,
         total_cost_usd, potential_cost_usd, user_email, customer_name)
