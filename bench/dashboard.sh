@@ -41,6 +41,10 @@ ROWS="SELECT i,
         CASE WHEN abs(hashint4(i + 6)) % 20 = 0 THEN 'error' ELSE 'success' END AS status,
         '${ANCHOR}'::timestamptz - make_interval(secs => (abs(hashint4(i + 7)) % (61 * 86400))::float8 + (i % 1000) / 1000.0) AS created_at
    FROM generate_series(1, ${N}) i"
+# No rows within minutes of the 30-day window's edge: the two dashboards
+# read now() a few seconds apart.
+ROWS="SELECT * FROM (${ROWS}) x WHERE x.created_at NOT BETWEEN '${ANCHOR}'::timestamptz - interval '30 days 5 minutes'
+                                                       AND '${ANCHOR}'::timestamptz - interval '30 days' + interval '30 minutes'"
 
 log "loading ${N} rows into seed 001's table"
 q -d "$SEED" -q -c "INSERT INTO ai_usage_log (user_id, user_email, customer_id, customer_name, request_type, input_tokens,
@@ -69,8 +73,8 @@ q -d "$OURS" -q -c "VACUUM ANALYZE usage_tracker.ai_usage_daily"
 
 ours=$(q -d "$OURS" -tAc "SELECT usage_tracker.get_ai_usage_dashboard(30)::text")
 seed=$(q -d "$SEED" -tAc "SELECT get_ai_usage_dashboard(30)::text")
-same=$(q -d "$OURS" -tAc "SELECT '${ours}'::jsonb - 'by_user' - 'by_customer' = '${seed}'::jsonb - 'by_user' - 'by_customer'")
-log "same summary, costs, trend, types and months as the seed: ${same}"
+same=$(q -d "$OURS" -tAc "SELECT '${ours}'::jsonb = '${seed}'::jsonb")
+log "same result as the seed: ${same}"
 
 timeit() {  # timeit DB SQL -> best of RUNS in ms
     local best=999999999 t
@@ -89,6 +93,6 @@ rows=$(q -d "$OURS" -tAc "SELECT count(*) FROM usage_tracker.ai_usage_daily")
     echo "| usage_tracker (daily rollup: ${rows} rows) | ${ours_ms} ms |"
     echo "| seed 001's PL/pgSQL | ${seed_ms} ms |"
     echo
-    echo "speed-up: $(awk -v a="$seed_ms" -v b="$ours_ms" 'BEGIN {printf "%.1f", a / b}')x; maintenance pass: ${fold_s}s; same result (but for by_user/by_customer ties): ${same}"
+    echo "speed-up: $(awk -v a="$seed_ms" -v b="$ours_ms" 'BEGIN {printf "%.1f", a / b}')x; maintenance pass: ${fold_s}s; same result as the seed: ${same}"
 } | tee "${RUN_DIR}/bench-dashboard.md"
 cluster_stop dash
