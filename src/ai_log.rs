@@ -30,7 +30,7 @@ const MAX_SESSION_ID: usize = 200;
 const MAX_ERROR_MESSAGE: usize = 10_000;
 const MAX_MODEL: usize = 200;
 
-fn check_len(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
+pub fn check_len(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
     match v {
         Some(s) if s.chars().count() > max => Err(UsageError::TooLong { name, max }),
         _ => Ok(()),

@@ -119,6 +119,47 @@ pub fn local_midnight(day: NaiveDate, time_zone: &str) -> Result<TimestampWithTi
     ts.ok_or_else(|| UsageError::Internal("local midnight".into()))
 }
 
+/// The billing period containing the context's local date, as the instants
+/// it starts and ends (midnights in the organization's time zone).
+pub fn period_bounds(ctx: &OrgContext) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
+    let (s, e) = billing_period(ctx.local_date, ctx.anchor_day);
+    Ok((
+        local_midnight(s, &ctx.time_zone)?,
+        local_midnight(e, &ctx.time_zone)?,
+    ))
+}
+
+/// Validates an inclusive range of days given as two arguments: both set,
+/// finite, in order, and at most MAX_RANGE_DAYS long.
+pub fn date_range(
+    from: Option<Date>,
+    to: Option<Date>,
+    names: (&'static str, &'static str),
+) -> Result<(NaiveDate, NaiveDate)> {
+    let from = from.ok_or(UsageError::NullValue(names.0))?;
+    let to = to.ok_or(UsageError::NullValue(names.1))?;
+    if !from.is_finite() || !to.is_finite() {
+        return Err(UsageError::invalid(names.0, "dates must be finite"));
+    }
+    let (s, e) = (to_naive(from)?, to_naive(to)?);
+    if e < s {
+        return Err(UsageError::invalid(
+            names.1,
+            format!("is before {}", names.0),
+        ));
+    }
+    if (e - s).num_days() >= MAX_RANGE_DAYS {
+        return Err(UsageError::out_of_range(
+            names.1,
+            format!("ranges may cover at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok((s, e))
+}
+
+/// Longest range of days a summary, analysis or rollup check may cover.
+pub const MAX_RANGE_DAYS: i64 = 3660;
+
 pub fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()

@@ -8,10 +8,10 @@ use pgrx::{AnyNumeric, JsonB, Uuid};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::ai_log::{self, AiUsage};
+use crate::ai_log::{self, check_len, AiUsage};
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::{authorize_write, caller, org_role, user_read_scope, Caller, OrgRole};
-use crate::orgs::{billing_period, context, local_midnight};
+use crate::orgs::{context, period_bounds};
 use crate::partitions::txn_now;
 use crate::pricing::{compute_costs, price_at, to_numeric, Tokens, MAX_TOKENS};
 use crate::spi_util::{read_one, write_one};
@@ -24,13 +24,6 @@ pub const DEFAULT_MONTHLY_LIMIT: i32 = 50;
 pub const DEFAULT_TIMEOUT: &str = "1 hour";
 
 const FORMATS: [&str; 4] = ["markdown", "html", "text", "json"];
-
-fn text_arg(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
-    match v {
-        Some(s) if s.chars().count() > max => Err(UsageError::TooLong { name, max }),
-        _ => Ok(()),
-    }
-}
 
 fn snapshot_arg(v: &Option<JsonB>) -> Result<()> {
     if let Some(j) = v {
@@ -66,12 +59,7 @@ fn nonneg(name: &'static str, v: Option<i64>, max: i64) -> Result<Option<i64>> {
 /// The billing period of `org` containing now, as instants.
 fn current_period(org: Uuid) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
     let (now_ts, _) = txn_now()?;
-    let ctx = context(org, now_ts)?;
-    let (s, e) = billing_period(ctx.local_date, ctx.anchor_day);
-    Ok((
-        local_midnight(s, &ctx.time_zone)?,
-        local_midnight(e, &ctx.time_zone)?,
-    ))
+    period_bounds(&context(org, now_ts)?)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -228,9 +216,9 @@ fn update(
         i32::MAX as i64,
     )?;
     nonneg("p_tokens_used", tokens, MAX_TOKENS)?;
-    text_arg("p_commit_range_from", &from, 200)?;
-    text_arg("p_commit_range_to", &to, 200)?;
-    text_arg("p_model_used", &model, 200)?;
+    check_len("p_commit_range_from", &from, 200)?;
+    check_len("p_commit_range_to", &to, 200)?;
+    check_len("p_model_used", &model, 200)?;
     snapshot_arg(&snapshot)?;
     let (id, run) = lock_run(who, id, "running")?;
     write_one::<bool>(
@@ -295,8 +283,8 @@ fn success(id: Option<Uuid>, s: Success) -> Result<JsonB> {
         s.commits_processed.map(i64::from),
         i32::MAX as i64,
     )?;
-    text_arg("p_report_content", &s.report_content, MAX_CONTENT_CHARS)?;
-    text_arg("p_model_used", &s.model_used, 200)?;
+    check_len("p_report_content", &s.report_content, MAX_CONTENT_CHARS)?;
+    check_len("p_model_used", &s.model_used, 200)?;
     if let Some(f) = &s.report_format {
         if !FORMATS.contains(&f.as_str()) {
             return Err(UsageError::invalid(
@@ -459,8 +447,8 @@ fn finish(
     code: Option<String>,
 ) -> Result<bool> {
     let who = caller()?;
-    text_arg("p_error_message", &message, 10_000)?;
-    text_arg("p_error_code", &code, 100)?;
+    check_len("p_error_message", &message, 10_000)?;
+    check_len("p_error_code", &code, 100)?;
     if status == "failed" && message.is_none() {
         return Err(UsageError::NullValue("p_error_message"));
     }

@@ -17,10 +17,10 @@ use serde_json::json;
 
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
+use crate::orgs::to_pg_date;
 use crate::spi_util::{read_one, write_one};
 
 const FOLD_LOCK: (i32, i32) = (0x7574, -1);
-pub const MAX_RANGE_DAYS: i64 = 3660;
 
 /// Waits for every transaction holding a lock that conflicts with SHARE on
 /// the log (that is, every writer), except this one.
@@ -139,22 +139,8 @@ pub fn fold() -> Result<serde_json::Value> {
 }
 
 fn range(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
-    let from = from.ok_or(UsageError::NullValue("p_from"))?;
-    let to = to.ok_or(UsageError::NullValue("p_to"))?;
-    if !from.is_finite() || !to.is_finite() {
-        return Err(UsageError::invalid("p_from", "dates must be finite"));
-    }
-    let days = to.to_pg_epoch_days() as i64 - from.to_pg_epoch_days() as i64;
-    if days < 0 {
-        return Err(UsageError::invalid("p_to", "is before p_from"));
-    }
-    if days >= MAX_RANGE_DAYS {
-        return Err(UsageError::out_of_range(
-            "p_to",
-            format!("ranges may cover at most {MAX_RANGE_DAYS} days"),
-        ));
-    }
-    Ok((from, to))
+    let (s, e) = crate::orgs::date_range(from, to, ("p_from", "p_to"))?;
+    Ok((to_pg_date(s)?, to_pg_date(e)?))
 }
 
 fn verify(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {

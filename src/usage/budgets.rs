@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use super::{authorize_admin, authorize_member};
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::{caller, require_trusted, Caller};
-use crate::orgs::{billing_period, context, local_midnight, to_pg_date};
+use crate::orgs::{billing_period, context, period_bounds, to_pg_date};
 use crate::partitions::txn_now;
 use crate::pricing::to_numeric;
 use crate::spi_util::{plan, read_one, write_one};
@@ -69,11 +69,8 @@ pub fn apply_ai_cost(
         return Ok(());
     }
     let ctx = context(org, at)?;
-    let (start, end) = billing_period(ctx.local_date, ctx.anchor_day);
-    let (from, to) = (
-        local_midnight(start, &ctx.time_zone)?,
-        local_midnight(end, &ctx.time_zone)?,
-    );
+    let start = billing_period(ctx.local_date, ctx.anchor_day).0;
+    let (from, to) = period_bounds(&ctx)?;
     for (b, scope_user) in budgets {
         // The period's row starts from what was logged before this request
         // (a budget set mid-period starts from the truth); its lock then
@@ -270,10 +267,7 @@ fn status_impl(org: Option<Uuid>) -> Result<JsonB> {
     let (now_ts, _) = txn_now()?;
     let ctx = context(org, now_ts)?;
     let (start, end) = billing_period(ctx.local_date, ctx.anchor_day);
-    let (from, to) = (
-        local_midnight(start, &ctx.time_zone)?,
-        local_midnight(end, &ctx.time_zone)?,
-    );
+    let (from, to) = period_bounds(&ctx)?;
     let json: Option<JsonB> = read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
              'budget_id', b.budget_id, 'user_id', b.user_id, 'amount_usd', b.amount_usd, \

@@ -14,8 +14,6 @@ use crate::identity::{caller, org_role, require_trusted, Caller, OrgRole};
 use crate::orgs::{calendar_period, context, local_midnight, to_naive, to_pg_date, OrgContext};
 use crate::partitions::{txn_now, MAX_YEAR, MIN_YEAR};
 
-/// Largest date range a summary or analysis may cover, in days.
-pub const MAX_RANGE_DAYS: i64 = 3660;
 pub const MAX_DETAIL_ROWS: i32 = 10_000;
 
 fn increment(
@@ -188,22 +186,7 @@ fn get_usage_counts(p_org_id: Option<Uuid>, p_period: Option<String>) -> PgResul
 }
 
 fn check_range(start: Option<Date>, end: Option<Date>) -> Result<(NaiveDate, NaiveDate)> {
-    let start = start.ok_or(UsageError::NullValue("start_date"))?;
-    let end = end.ok_or(UsageError::NullValue("end_date"))?;
-    if !start.is_finite() || !end.is_finite() {
-        return Err(UsageError::invalid("start_date", "dates must be finite"));
-    }
-    let (s, e) = (to_naive(start)?, to_naive(end)?);
-    if e < s {
-        return Err(UsageError::invalid("end_date", "is before start_date"));
-    }
-    if (e - s).num_days() >= MAX_RANGE_DAYS {
-        return Err(UsageError::out_of_range(
-            "end_date",
-            format!("ranges may cover at most {MAX_RANGE_DAYS} days"),
-        ));
-    }
-    Ok((s, e))
+    crate::orgs::date_range(start, end, ("start_date", "end_date"))
 }
 
 fn summary(org: Option<Uuid>, start: Option<Date>, end: Option<Date>) -> Result<JsonB> {
