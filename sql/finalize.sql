@@ -485,12 +485,12 @@ CREATE FUNCTION usage_tracker.verify_rollups(p_from date, p_to date)
 RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.verify_rollups($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.verify_rollups IS
-    'Compares the daily rollup with the raw log (rows folded so far) per organization and day; lists the differences (service_role).';
+    'Compares every rollup with the raw log (rows folded so far) per table, organization and UTC day; lists the differences (service_role).';
 
 CREATE FUNCTION usage_tracker.rebuild_rollups(p_from date, p_to date)
 RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.rebuild_rollups($1, $2) $$;
-COMMENT ON FUNCTION usage_tracker.rebuild_rollups IS 'Recomputes the daily rollup for a range of days from the raw log (service_role).';
+COMMENT ON FUNCTION usage_tracker.rebuild_rollups IS 'Recomputes every rollup for a range of UTC days from the raw log (service_role; refuses days whose raw rows retention may have dropped).';
 
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
@@ -586,10 +586,36 @@ ALTER TABLE usage_tracker.retention_policies ENABLE ROW LEVEL SECURITY;
 CREATE POLICY retention_policies_select ON usage_tracker.retention_policies
     FOR SELECT TO authenticated, service_role USING (true);
 
+-- No user column: org-wide rows, read through the functions.
+ALTER TABLE usage_tracker.ai_usage_hourly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_hourly_select_service ON usage_tracker.ai_usage_hourly
+    FOR SELECT TO service_role USING (true);
+-- No user column: org-wide rows, read through the functions.
 ALTER TABLE usage_tracker.ai_usage_daily ENABLE ROW LEVEL SECURITY;
-CREATE POLICY ai_usage_daily_select_own ON usage_tracker.ai_usage_daily
-    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
 CREATE POLICY ai_usage_daily_select_service ON usage_tracker.ai_usage_daily
+    FOR SELECT TO service_role USING (true);
+-- No user column: org-wide rows, read through the functions.
+ALTER TABLE usage_tracker.ai_usage_customer_hourly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_customer_hourly_select_service ON usage_tracker.ai_usage_customer_hourly
+    FOR SELECT TO service_role USING (true);
+-- No user column: org-wide rows, read through the functions.
+ALTER TABLE usage_tracker.ai_usage_customer_daily ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_customer_daily_select_service ON usage_tracker.ai_usage_customer_daily
+    FOR SELECT TO service_role USING (true);
+ALTER TABLE usage_tracker.ai_usage_user_hourly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_user_hourly_select_own ON usage_tracker.ai_usage_user_hourly
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY ai_usage_user_hourly_select_service ON usage_tracker.ai_usage_user_hourly
+    FOR SELECT TO service_role USING (true);
+ALTER TABLE usage_tracker.ai_usage_user_daily ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_user_daily_select_own ON usage_tracker.ai_usage_user_daily
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY ai_usage_user_daily_select_service ON usage_tracker.ai_usage_user_daily
+    FOR SELECT TO service_role USING (true);
+ALTER TABLE usage_tracker.ai_usage_customer_users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_usage_customer_users_select_own ON usage_tracker.ai_usage_customer_users
+    FOR SELECT TO authenticated USING (user_id = usage_tracker.uid());
+CREATE POLICY ai_usage_customer_users_select_service ON usage_tracker.ai_usage_customer_users
     FOR SELECT TO service_role USING (true);
 
 ALTER TABLE usage_tracker.event_types ENABLE ROW LEVEL SECURITY;
@@ -621,8 +647,12 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.plans, usage_tracker.plan_limits,
                 usage_tracker.budgets, usage_tracker.budget_alerts,
                 usage_tracker.report_runs, usage_tracker.user_monthly_usage,
-                usage_tracker.retention_policies, usage_tracker.ai_usage_daily
+                usage_tracker.retention_policies, usage_tracker.ai_usage_user_hourly,
+                usage_tracker.ai_usage_user_daily, usage_tracker.ai_usage_customer_users
     TO authenticated, service_role;
+GRANT SELECT ON usage_tracker.ai_usage_hourly, usage_tracker.ai_usage_daily,
+                usage_tracker.ai_usage_customer_hourly, usage_tracker.ai_usage_customer_daily
+    TO service_role;
 
 DO $grants$
 DECLARE
@@ -692,7 +722,13 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend',
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.report_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.retention_policies', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_user_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_user_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_customer_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_customer_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_customer_users', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.rollup_progress', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.model_prices_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_log_ingest_seq', '');

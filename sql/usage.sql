@@ -371,17 +371,19 @@ CREATE TABLE usage_tracker.retention_policies (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT retention_policies_pkey PRIMARY KEY (relation, shipped),
     CONSTRAINT retention_policies_relation_check CHECK (relation IN
-        ('ai_usage_log', 'usage_events', 'quota_reservations', 'budget_alerts', 'report_runs'))
+        ('ai_usage_log', 'ai_usage_hourly', 'ai_usage_daily', 'usage_events', 'quota_reservations', 'budget_alerts', 'report_runs'))
 );
 COMMENT ON TABLE usage_tracker.retention_policies IS
     'How long run_maintenance() keeps each kind of row (NULL: forever). Shipped rows are never modified: set_retention adds a row that overrides them. The log loses whole monthly partitions once all their rows are older than its retention.';
-COMMENT ON COLUMN usage_tracker.retention_policies.relation IS 'ai_usage_log (with its idempotency keys), usage_events, quota_reservations (resolved ones), budget_alerts (delivered ones) or report_runs (finished ones)';
+COMMENT ON COLUMN usage_tracker.retention_policies.relation IS 'ai_usage_log (with its idempotency keys), ai_usage_hourly (every hourly rollup), ai_usage_daily (every daily rollup), usage_events, quota_reservations (resolved ones), budget_alerts (delivered ones) or report_runs (finished ones)';
 COMMENT ON COLUMN usage_tracker.retention_policies.keep IS 'How long rows are kept; NULL keeps them forever';
 COMMENT ON COLUMN usage_tracker.retention_policies.shipped IS 'True for the defaults installed with the extension';
 COMMENT ON COLUMN usage_tracker.retention_policies.updated_at IS 'When it was last set';
 
 INSERT INTO usage_tracker.retention_policies (relation, keep, shipped) VALUES
     ('ai_usage_log', '13 months', true),
+    ('ai_usage_hourly', '90 days', true),
+    ('ai_usage_daily', NULL, true),
     ('usage_events', '13 months', true),
     ('quota_reservations', '90 days', true),
     ('budget_alerts', '1 year', true),

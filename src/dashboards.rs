@@ -34,70 +34,190 @@ fn run_json(sql: &str, scope: &Scope, days: Option<i32>) -> Result<JsonB> {
     json.ok_or_else(|| UsageError::Internal("dashboard query returned nothing".into()))
 }
 
-/// The rows a read aggregates: whole days from the daily rollup, plus raw
-/// log rows the rollup does not have yet (the unfolded tail) or cannot
-/// split (the window's partial first day). `ts` is NULL for rollup rows;
-/// `folded` says a raw row is already in the rollup (so it counts for the
-/// window, not for calendar periods, which the rollup covers).
+/// Which rollup families a read needs.
+#[derive(Clone, Copy)]
+struct Need {
+    /// org totals: summary, request types, months, cost summary
+    tot: bool,
+    /// per user: by_user, daily unique users, per-user reads
+    usr: bool,
+    /// per customer: by_customer
+    cus: bool,
+}
+
+/// The rows a read aggregates, each tagged with its family (`fam`):
+/// whole days from the daily rollups, whole hours of the window's first
+/// day from the hourly rollups, and raw log rows for the rest — those not
+/// folded yet (the tail) and the window's first partial hour (or every
+/// hour of the first day the hourly rollups no longer hold). Rows in scope
+/// only because of their user (a member's own rows) cannot come from
+/// rollups without a user column, so org totals take them from the per-user
+/// rollup and customers from the raw log (`org_part` tells them apart).
+/// `kind`: 'd' daily, 'h' hourly (or a customer-user pair), 'r' raw.
 /// Parameters: $1 orgs, $2 user (the scope), `start` the window start. The
-/// bounds are scalar subqueries so that they can drive index scans and
+/// bounds are scalar subqueries so that they drive index scans and
 /// partition pruning.
-fn facts_cte(scope: &Scope, start: &str) -> String {
-    let d = scope.predicate("d", 1, 2);
-    let l = scope.predicate("l", 1, 2);
+fn facts_cte(scope: &Scope, start: &str, need: Need) -> String {
+    let full = |a: &str| scope.predicate(a, 1, 2);
+    let org = |a: &str| scope.org_part(a, 1);
+    let usr = |a: &str| scope.user_part(a, 1, 2);
+    let raw_cols = "(l.created_at AT TIME ZONE 'UTC')::date, l.created_at, l.user_id, l.user_email, l.customer_id, \
+        l.customer_name, l.request_type, l.status, 1::bigint, l.input_tokens, l.output_tokens, l.total_tokens, \
+        l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, (l.latency_ms IS NOT NULL)::integer::bigint, \
+        coalesce(l.latency_ms, 0)::bigint, l.created_at";
+    let mut parts = vec![format!(
+        "SELECT 'raw'::text AS fam, {o} AS org_part, false AS folded, 'r'::text AS kind, \
+                (l.created_at AT TIME ZONE 'UTC')::date AS day, l.created_at AS ts, l.user_id, l.user_email, \
+                l.customer_id, l.customer_name, l.request_type, l.status, 1::bigint AS n, l.input_tokens AS in_tok, \
+                l.output_tokens AS out_tok, l.total_tokens AS tok, l.input_cost_usd AS in_cost, \
+                l.output_cost_usd AS out_cost, l.total_cost_usd AS cost, (l.latency_ms IS NOT NULL)::integer::bigint AS lat_n, \
+                coalesce(l.latency_ms, 0)::bigint AS lat_sum, l.created_at AS last_at \
+           FROM usage_tracker.ai_usage_log l \
+          WHERE {f} AND l.ingest_seq > (SELECT p.f FROM p) AND l.created_at >= (SELECT p.tail_lo FROM p)",
+        o = org("l"),
+        f = full("l")
+    )];
+    parts.push(format!(
+        "SELECT 'raw', {o}, true, 'r', {raw_cols} FROM usage_tracker.ai_usage_log l \
+          WHERE {f} AND l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.start_ts FROM p) \
+            AND l.created_at < (SELECT p.raw_hi FROM p)",
+        o = org("l"),
+        f = full("l")
+    ));
+    let tot_cols = |a: &str, day: &str, ts: &str| {
+        format!(
+            "{day}, {ts}, NULL, NULL, NULL, NULL, {a}.request_type, {a}.status, {a}.requests, {a}.input_tokens, \
+             {a}.output_tokens, {a}.total_tokens, {a}.input_cost_usd, {a}.output_cost_usd, {a}.total_cost_usd, \
+             {a}.latency_count, {a}.latency_sum, {a}.last_at"
+        )
+    };
+    if need.tot {
+        parts.push(format!(
+            "SELECT 'tot', true, true, 'd', {c} FROM usage_tracker.ai_usage_daily a \
+              WHERE {o} AND a.day >= (SELECT p.d_lo FROM p)",
+            c = tot_cols("a", "a.day", "NULL"),
+            o = org("a")
+        ));
+        parts.push(format!(
+            "SELECT 'tot', true, true, 'h', {c} FROM usage_tracker.ai_usage_hourly a \
+              WHERE {o} AND a.hour >= (SELECT p.hour_lo FROM p) AND a.hour < (SELECT p.next_ts FROM p)",
+            c = tot_cols("a", "(a.hour AT TIME ZONE 'UTC')::date", "a.hour"),
+            o = org("a")
+        ));
+    }
+    // Per-user rollups: for per-user questions everything in scope, for org
+    // totals only the rows in scope by user.
+    let b_pred = if need.usr {
+        Some(full("b"))
+    } else if need.tot {
+        Some(usr("b"))
+    } else {
+        None
+    };
+    if let Some(pred) = b_pred {
+        let cols = |day: &str, ts: &str| {
+            format!(
+                "{day}, {ts}, b.user_id, b.user_email, NULL, NULL, b.request_type, b.status, b.requests, b.input_tokens, \
+                 b.output_tokens, b.total_tokens, b.input_cost_usd, b.output_cost_usd, b.total_cost_usd, \
+                 b.latency_count, b.latency_sum, b.last_at"
+            )
+        };
+        parts.push(format!(
+            "SELECT 'usr', {o}, true, 'd', {c} FROM usage_tracker.ai_usage_user_daily b \
+              WHERE {pred} AND b.day >= (SELECT p.d_lo FROM p)",
+            c = cols("b.day", "NULL"),
+            o = org("b")
+        ));
+        parts.push(format!(
+            "SELECT 'usr', {o}, true, 'h', {c} FROM usage_tracker.ai_usage_user_hourly b \
+              WHERE {pred} AND b.hour >= (SELECT p.hour_lo FROM p) AND b.hour < (SELECT p.next_ts FROM p)",
+            c = cols("(b.hour AT TIME ZONE 'UTC')::date", "b.hour"),
+            o = org("b")
+        ));
+    }
+    if need.cus {
+        let cols = |day: &str, ts: &str| {
+            format!(
+                "{day}, {ts}, NULL, NULL, c.customer_id, c.customer_name, NULL, NULL, c.requests, NULL, NULL, \
+                 c.total_tokens, NULL, NULL, c.total_cost_usd, NULL, NULL, NULL"
+            )
+        };
+        parts.push(format!(
+            "SELECT 'cus', true, true, 'd', {c} FROM usage_tracker.ai_usage_customer_daily c \
+              WHERE {o} AND c.day > (SELECT p.start_day FROM p)",
+            c = cols("c.day", "NULL"),
+            o = org("c")
+        ));
+        parts.push(format!(
+            "SELECT 'cus', true, true, 'h', {c} FROM usage_tracker.ai_usage_customer_hourly c \
+              WHERE {o} AND c.hour >= (SELECT p.hour_lo FROM p) AND c.hour < (SELECT p.next_ts FROM p)",
+            c = cols("(c.hour AT TIME ZONE 'UTC')::date", "c.hour"),
+            o = org("c")
+        ));
+        parts.push(format!(
+            "SELECT 'pair', true, true, 'h', NULL, NULL, u.user_id, NULL, u.customer_id, u.customer_name, NULL, NULL, \
+                    0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+               FROM usage_tracker.ai_usage_customer_users u \
+              WHERE {o} AND u.last_at >= (SELECT p.start_ts FROM p)",
+            o = org("u")
+        ));
+        parts.push(format!(
+            "SELECT 'raw_u', false, true, 'r', {raw_cols} FROM usage_tracker.ai_usage_log l \
+              WHERE {u} AND l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.raw_hi FROM p)",
+            u = usr("l")
+        ));
+    }
     format!(
         r#"
 p AS (
-    SELECT {start} AS start_ts,
-           (({start}) AT TIME ZONE 'UTC')::date AS start_day,
-           date_trunc('month', CURRENT_DATE)::date AS cur_day,
-           date_trunc('month', CURRENT_DATE - INTERVAL '1 month')::date AS prev_day,
-           coalesce((SELECT r.folded_through FROM usage_tracker_private.rollup_progress r
-                      WHERE r.rollup = 'ai_usage_daily'), 0) AS f
+    SELECT s.*, LEAST(s.hour_lo, s.next_ts) AS raw_hi, LEAST(s.start_ts, s.prev_ts) AS tail_lo,
+           LEAST(s.start_day + 1, s.prev_day) AS d_lo
+      FROM (SELECT t.*, GREATEST(t.ceil_h, t.kept) AS hour_lo,
+                   (t.start_day + 1)::timestamp AT TIME ZONE 'UTC' AS next_ts,
+                   t.prev_day::timestamp AT TIME ZONE 'UTC' AS prev_ts,
+                   t.cur_day::timestamp AT TIME ZONE 'UTC' AS cur_ts
+              FROM (SELECT x.start_ts, (x.start_ts AT TIME ZONE 'UTC')::date AS start_day,
+                           CASE WHEN date_trunc('hour', x.start_ts, 'UTC') = x.start_ts THEN x.start_ts
+                                ELSE date_trunc('hour', x.start_ts, 'UTC') + interval '1 hour' END AS ceil_h,
+                           date_trunc('month', CURRENT_DATE)::date AS cur_day,
+                           date_trunc('month', CURRENT_DATE - INTERVAL '1 month')::date AS prev_day,
+                           coalesce(r.folded_through, 0) AS f, coalesce(r.hourly_kept_from, '-infinity') AS kept
+                      FROM (SELECT {start} AS start_ts) x
+                      LEFT JOIN usage_tracker_private.rollup_progress r ON r.rollup = 'ai_usage') t) s
 ), facts AS (
-    SELECT d.user_id, d.user_email, d.customer_id, d.customer_name, d.request_type, d.status, d.day,
-           NULL::timestamptz AS ts, true AS folded, d.requests AS n, d.input_tokens AS in_tok,
-           d.output_tokens AS out_tok, d.total_tokens AS tok, d.input_cost_usd AS in_cost,
-           d.output_cost_usd AS out_cost, d.total_cost_usd AS cost, d.latency_count AS lat_n,
-           d.latency_sum AS lat_sum, d.last_at
-      FROM usage_tracker.ai_usage_daily d
-     WHERE {d} AND d.day >= (SELECT LEAST(p.start_day, p.prev_day) FROM p)
-    UNION ALL
-    SELECT l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status,
-           (l.created_at AT TIME ZONE 'UTC')::date, l.created_at, false, 1, l.input_tokens,
-           l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd, l.total_cost_usd,
-           (l.latency_ms IS NOT NULL)::integer, coalesce(l.latency_ms, 0), l.created_at
-      FROM usage_tracker.ai_usage_log l
-     WHERE {l} AND l.ingest_seq > (SELECT p.f FROM p)
-       AND l.created_at >= (SELECT LEAST(p.start_ts, p.prev_day::timestamp AT TIME ZONE 'UTC') FROM p)
-    UNION ALL
-    SELECT l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status,
-           (l.created_at AT TIME ZONE 'UTC')::date, l.created_at, true, 1, l.input_tokens,
-           l.output_tokens, l.total_tokens, l.input_cost_usd, l.output_cost_usd, l.total_cost_usd,
-           (l.latency_ms IS NOT NULL)::integer, coalesce(l.latency_ms, 0), l.created_at
-      FROM usage_tracker.ai_usage_log l
-     WHERE {l} AND l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.start_ts FROM p)
-       AND l.created_at < (SELECT (p.start_day + 1)::timestamp AT TIME ZONE 'UTC' FROM p)
+    {parts}
 ), flagged AS (
     SELECT f.*,
-           CASE WHEN f.ts IS NULL THEN f.day > p.start_day ELSE f.ts >= p.start_ts END AS in_win,
-           CASE WHEN f.ts IS NULL THEN f.day >= p.cur_day WHEN f.folded THEN false
-                ELSE f.ts >= (p.cur_day::timestamp AT TIME ZONE 'UTC') END AS in_cur,
-           CASE WHEN f.ts IS NULL THEN f.day >= p.prev_day AND f.day < p.cur_day WHEN f.folded THEN false
-                ELSE f.ts >= (p.prev_day::timestamp AT TIME ZONE 'UTC')
-                     AND f.ts < (p.cur_day::timestamp AT TIME ZONE 'UTC') END AS in_prev
+           CASE f.kind WHEN 'd' THEN f.day > p.start_day WHEN 'h' THEN true ELSE f.ts >= p.start_ts END AS in_win,
+           CASE f.kind WHEN 'd' THEN f.day >= p.cur_day WHEN 'h' THEN false
+                ELSE NOT f.folded AND f.ts >= p.cur_ts END AS in_cur,
+           CASE f.kind WHEN 'd' THEN f.day >= p.prev_day AND f.day < p.cur_day WHEN 'h' THEN false
+                ELSE NOT f.folded AND f.ts >= p.prev_ts AND f.ts < p.cur_ts END AS in_prev
       FROM facts f, p
-)"#
+)"#,
+        parts = parts.join("\n    UNION ALL\n    ")
     )
 }
 
+/// Facts for org totals, per user, per customer.
+const TOT: &str = "(fam = 'tot' OR (fam = 'usr' AND NOT org_part) OR fam = 'raw')";
+const USR: &str = "fam IN ('usr', 'raw')";
+const CUS: &str = "fam IN ('cus', 'pair', 'raw', 'raw_u') AND customer_id IS NOT NULL";
+
 fn dashboard_sql(scope: &Scope) -> String {
-    let facts = facts_cte(scope, "now() - make_interval(days => $3)");
+    let facts = facts_cte(
+        scope,
+        "now() - make_interval(days => $3)",
+        Need {
+            tot: true,
+            usr: true,
+            cus: true,
+        },
+    );
     format!(
         r#"
-WITH {facts}, g AS (
-    SELECT GROUPING(user_id, user_email, customer_id, customer_name, day, request_type) AS gs,
-           user_id, user_email, customer_id, customer_name, day, request_type,
+WITH {facts}, gt AS (
+    SELECT GROUPING(request_type) AS gs, request_type,
            coalesce(sum(n) FILTER (WHERE in_win), 0) AS n,
            coalesce(sum(n) FILTER (WHERE in_win AND status = 'success'), 0) AS n_ok,
            coalesce(sum(n) FILTER (WHERE in_win AND status = 'error'), 0) AS n_err,
@@ -113,18 +233,26 @@ WITH {facts}, g AS (
              / NULLIF(sum(n) FILTER (WHERE in_win AND status = 'success'), 0) AS avg_cost_ok,
            sum(lat_sum) FILTER (WHERE in_win AND status = 'success')::numeric
              / NULLIF(sum(lat_n) FILTER (WHERE in_win AND status = 'success'), 0) AS avg_lat_ok,
-           sum(cost) FILTER (WHERE in_win) / NULLIF(sum(n) FILTER (WHERE in_win), 0) AS avg_cost,
            sum(lat_sum) FILTER (WHERE in_win)::numeric / NULLIF(sum(lat_n) FILTER (WHERE in_win), 0) AS avg_lat,
-           max(last_at) FILTER (WHERE in_win) AS last_at,
-           count(DISTINCT user_id) FILTER (WHERE in_win) AS users,
            coalesce(sum(n) FILTER (WHERE in_cur), 0) AS cur_n,
            sum(tok) FILTER (WHERE in_cur) AS cur_tok,
            sum(cost) FILTER (WHERE in_cur) AS cur_cost,
            coalesce(sum(n) FILTER (WHERE in_prev), 0) AS prev_n,
            sum(tok) FILTER (WHERE in_prev) AS prev_tok,
            sum(cost) FILTER (WHERE in_prev) AS prev_cost
-      FROM flagged
-     GROUP BY GROUPING SETS ((), (user_id, user_email), (customer_id, customer_name), (day), (request_type))
+      FROM flagged WHERE {TOT}
+     GROUP BY GROUPING SETS ((), (request_type))
+), gu AS (
+    SELECT GROUPING(user_id, user_email, day) AS gs, user_id, user_email, day,
+           sum(n) AS n, sum(in_tok) AS in_tok, sum(out_tok) AS out_tok, sum(tok) AS tok, sum(cost) AS cost,
+           sum(cost) / NULLIF(sum(n), 0) AS avg_cost, max(last_at) AS last_at, count(DISTINCT user_id) AS users
+      FROM flagged WHERE {USR} AND in_win
+     GROUP BY GROUPING SETS ((user_id, user_email), (day))
+), gc AS (
+    SELECT customer_id, customer_name, sum(n) AS n, sum(tok) AS tok, sum(cost) AS cost,
+           count(DISTINCT user_id) AS users
+      FROM flagged WHERE {CUS} AND in_win
+     GROUP BY customer_id, customer_name
 )
 SELECT jsonb_build_object(
     'summary', jsonb_build_object(
@@ -156,8 +284,8 @@ SELECT jsonb_build_object(
                    'avg_cost_per_request', round(u.avg_cost, 6),
                    'last_request', u.last_at)
                ORDER BY round(u.cost, 4) DESC, u.n DESC, u.user_id, u.user_email)
-          FROM (SELECT * FROM g WHERE g.gs = 15 AND g.n > 0
-                 ORDER BY round(g.cost, 4) DESC, g.n DESC, g.user_id, g.user_email LIMIT 25) u),
+          FROM (SELECT * FROM gu WHERE gu.gs = 1 AND gu.n > 0
+                 ORDER BY round(gu.cost, 4) DESC, gu.n DESC, gu.user_id, gu.user_email LIMIT 25) u),
         '[]'::jsonb),
     'by_customer', COALESCE((
         SELECT jsonb_agg(jsonb_build_object(
@@ -168,8 +296,8 @@ SELECT jsonb_build_object(
                    'total_cost', round(c.cost, 4),
                    'unique_users', c.users)
                ORDER BY round(c.cost, 4) DESC, c.n DESC, c.customer_id, c.customer_name)
-          FROM (SELECT * FROM g WHERE g.gs = 51 AND g.customer_id IS NOT NULL AND g.n > 0
-                 ORDER BY round(g.cost, 4) DESC, g.n DESC, g.customer_id, g.customer_name LIMIT 25) c),
+          FROM (SELECT * FROM gc WHERE gc.n > 0
+                 ORDER BY round(gc.cost, 4) DESC, gc.n DESC, gc.customer_id, gc.customer_name LIMIT 25) c),
         '[]'::jsonb),
     'daily_trend', COALESCE((
         SELECT jsonb_agg(jsonb_build_object(
@@ -179,7 +307,7 @@ SELECT jsonb_build_object(
                    'cost', round(d.cost, 4),
                    'unique_users', d.users)
                ORDER BY d.day)
-          FROM g d WHERE d.gs = 61 AND d.n > 0),
+          FROM gu d WHERE d.gs = 6 AND d.n > 0),
         '[]'::jsonb),
     'by_request_type', COALESCE((
         SELECT jsonb_agg(jsonb_build_object(
@@ -189,7 +317,7 @@ SELECT jsonb_build_object(
                    'cost', round(r.cost, 4),
                    'avg_latency', r.avg_lat::bigint)
                ORDER BY r.n DESC, r.request_type)
-          FROM g r WHERE r.gs = 62 AND r.n > 0),
+          FROM gt r WHERE r.gs = 0 AND r.n > 0),
         '[]'::jsonb),
     'current_month', jsonb_build_object(
         'requests', COALESCE(t.cur_n, 0),
@@ -199,13 +327,21 @@ SELECT jsonb_build_object(
         'requests', COALESCE(t.prev_n, 0),
         'tokens', COALESCE(t.prev_tok, 0),
         'cost_usd', round(COALESCE(t.prev_cost, 0), 2)))
-  FROM (SELECT 1) one LEFT JOIN g t ON t.gs = 63
+  FROM (SELECT 1) one LEFT JOIN gt t ON t.gs = 1
 "#
     )
 }
 
 fn user_usage_sql(scope: &Scope) -> String {
-    let facts = facts_cte(scope, "now() - make_interval(days => $3)");
+    let facts = facts_cte(
+        scope,
+        "now() - make_interval(days => $3)",
+        Need {
+            tot: false,
+            usr: true,
+            cus: false,
+        },
+    );
     let l = scope.predicate("l", 1, 2);
     format!(
         r#"
@@ -213,7 +349,7 @@ WITH {facts}, g AS (
     SELECT GROUPING(day) AS gs, day,
            coalesce(sum(n), 0) AS n, sum(tok) AS tok, sum(cost) AS cost,
            sum(tok) FILTER (WHERE status = 'success') / NULLIF(sum(n) FILTER (WHERE status = 'success'), 0) AS avg_tok_ok
-      FROM flagged WHERE in_win
+      FROM flagged WHERE {USR} AND in_win
      GROUP BY GROUPING SETS ((), (day))
 )
 SELECT jsonb_build_object(
@@ -256,14 +392,22 @@ SELECT jsonb_build_object(
 
 fn cost_summary_sql(scope: &Scope) -> String {
     // Calendar days only, so no partial day: a window start far in the past.
-    let facts = facts_cte(scope, "'-infinity'::timestamptz");
+    let facts = facts_cte(
+        scope,
+        "'-infinity'::timestamptz",
+        Need {
+            tot: true,
+            usr: false,
+            cus: false,
+        },
+    );
     format!(
         r#"
 WITH {facts}, x AS (
     SELECT f.n, f.cost,
            CASE WHEN f.ts IS NULL THEN f.day::timestamp AT TIME ZONE 'UTC' ELSE f.ts END AS at,
            f.ts IS NULL AS whole_day
-      FROM flagged f WHERE f.ts IS NULL OR NOT f.folded
+      FROM flagged f WHERE {TOT} AND (f.kind = 'd' OR NOT f.folded)
 )
 SELECT jsonb_build_object(
     'today', round(COALESCE(sum(cost) FILTER (WHERE at >= CURRENT_DATE), 0), 2),

@@ -286,6 +286,30 @@ impl Scope {
         }
     }
 
+    /// The rows this scope covers because of their organization (whole
+    /// organizations: rollups without a user column can serve them).
+    pub fn org_part(&self, alias: &str, orgs_param: usize) -> String {
+        match (&self.orgs, &self.user) {
+            (None, None) => "true".to_string(),
+            (Some(_), None) => format!("{alias}.org_id = ANY(${orgs_param})"),
+            (Some(_), Some(_)) if self.either => format!("{alias}.org_id = ANY(${orgs_param})"),
+            _ => "false".to_string(),
+        }
+    }
+
+    /// The rows this scope covers only because of their user (disjoint from
+    /// [`Scope::org_part`]; together they make [`Scope::predicate`]).
+    pub fn user_part(&self, alias: &str, orgs_param: usize, user_param: usize) -> String {
+        let org = format!("{alias}.org_id = ANY(${orgs_param})");
+        let user = format!("{alias}.user_id = ${user_param}");
+        match (&self.orgs, &self.user) {
+            (None, Some(_)) => user,
+            (Some(_), Some(_)) if self.either => format!("({user} AND NOT {org})"),
+            (Some(_), Some(_)) => format!("({org} AND {user})"),
+            _ => "false".to_string(),
+        }
+    }
+
     pub fn args(&self) -> (Option<Vec<Uuid>>, Option<Uuid>) {
         (self.orgs.clone(), self.user)
     }

@@ -11,8 +11,10 @@ use crate::identity::require_trusted;
 use crate::partitions::{month_key, partition_name, to_utc};
 use crate::spi_util::{read_one, write_one};
 
-const RELATIONS: [&str; 5] = [
+const RELATIONS: [&str; 7] = [
     "ai_usage_log",
+    "ai_usage_hourly",
+    "ai_usage_daily",
     "usage_events",
     "quota_reservations",
     "budget_alerts",
@@ -68,6 +70,12 @@ pub fn apply() -> Result<Value> {
         )?;
         out.insert("log_partitions_dropped".into(), json!(dropped));
         out.insert("idempotency_keys_deleted".into(), json!(keys.unwrap_or(0)));
+    }
+    if let Some(cut) = cutoff("ai_usage_hourly")? {
+        out.insert("hourly_rollup_rows_deleted".into(), json!(crate::rollups::trim_hourly(cut)?));
+    }
+    if let Some(cut) = cutoff("ai_usage_daily")? {
+        out.insert("daily_rollup_rows_deleted".into(), json!(crate::rollups::trim_daily(cut)?));
     }
     for (relation, sql) in [
         ("usage_events", "DELETE FROM usage_tracker.usage_events WHERE occurred_at < $1"),

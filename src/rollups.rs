@@ -5,12 +5,16 @@
 //! transaction that was writing to the log has ended (WaitForLockers: a
 //! writer takes its lock on the log before it draws a number, so any row
 //! numbered at or below the position is then committed or gone), and adds
-//! the rows between the last fold and that position to the rollup — no row
-//! lost, none counted twice, and writers never wait for the fold. Late
-//! events (a past created_at) fold into their own day. Concurrent folds
-//! serialize on an advisory lock.
+//! the rows between the last fold and that position to every rollup in one
+//! statement — no row lost, none counted twice, and writers never wait for
+//! the fold. Late events (a past created_at) fold into their own hour and
+//! day. Concurrent folds serialize on an advisory lock.
+//!
+//! One small rollup per question (see sql/rollups.sql) instead of one cube
+//! over every dimension: a cube grows toward the size of the log as tenants
+//! add users and customers, so reads over it barely beat the raw log.
 
-use pgrx::datum::Date;
+use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
@@ -20,7 +24,165 @@ use crate::identity::require_trusted;
 use crate::orgs::to_pg_date;
 use crate::spi_util::{read_one, write_one};
 
-const FOLD_LOCK: (i32, i32) = (0x7574, -1);
+pub const FOLD_LOCK: (i32, i32) = (0x7574, -1);
+pub const PROGRESS: &str = "ai_usage";
+
+/// How a measure merges into an existing rollup row.
+#[derive(Clone, Copy)]
+enum Merge {
+    Sum,
+    Max,
+}
+
+/// One rollup family: an hourly and a daily table with the same keys.
+struct Family {
+    hourly: &'static str,
+    daily: &'static str,
+    /// Key columns besides org_id and the bucket (same names in the log).
+    keys: &'static [&'static str],
+    /// (column, aggregate over the new rows `l`, merge).
+    measures: &'static [(&'static str, &'static str, Merge)],
+    /// Which log rows the family holds.
+    filter: &'static str,
+}
+
+const TOKENS_COST: [(&str, &str, Merge); 6] = [
+    ("requests", "count(*)", Merge::Sum),
+    ("input_tokens", "sum(l.input_tokens)", Merge::Sum),
+    ("output_tokens", "sum(l.output_tokens)", Merge::Sum),
+    ("total_tokens", "sum(l.total_tokens)", Merge::Sum),
+    ("input_cost_usd", "sum(l.input_cost_usd)", Merge::Sum),
+    ("output_cost_usd", "sum(l.output_cost_usd)", Merge::Sum),
+];
+
+const FAMILIES: [Family; 3] = [
+    Family {
+        hourly: "ai_usage_hourly",
+        daily: "ai_usage_daily",
+        keys: &["project_id", "cached", "status", "request_type", "model_used", "provider"],
+        measures: &[
+            TOKENS_COST[0],
+            TOKENS_COST[1],
+            TOKENS_COST[2],
+            ("cache_read_tokens", "sum(l.cache_read_tokens)", Merge::Sum),
+            ("cache_write_tokens", "sum(l.cache_write_tokens)", Merge::Sum),
+            ("reasoning_tokens", "sum(l.reasoning_tokens)", Merge::Sum),
+            TOKENS_COST[3],
+            ("latency_count", "count(l.latency_ms)", Merge::Sum),
+            ("latency_sum", "coalesce(sum(l.latency_ms), 0)", Merge::Sum),
+            ("last_at", "max(l.created_at)", Merge::Max),
+            TOKENS_COST[4],
+            TOKENS_COST[5],
+            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
+            ("potential_cost_usd", "sum(l.potential_cost_usd)", Merge::Sum),
+            ("cache_write_extra_usd", "sum(l.cw_extra)", Merge::Sum),
+        ],
+        filter: "true",
+    },
+    Family {
+        hourly: "ai_usage_user_hourly",
+        daily: "ai_usage_user_daily",
+        keys: &["user_id", "user_email", "status", "request_type"],
+        measures: &[
+            TOKENS_COST[0],
+            TOKENS_COST[1],
+            TOKENS_COST[2],
+            TOKENS_COST[3],
+            ("latency_count", "count(l.latency_ms)", Merge::Sum),
+            ("latency_sum", "coalesce(sum(l.latency_ms), 0)", Merge::Sum),
+            ("last_at", "max(l.created_at)", Merge::Max),
+            TOKENS_COST[4],
+            TOKENS_COST[5],
+            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
+        ],
+        filter: "true",
+    },
+    Family {
+        hourly: "ai_usage_customer_hourly",
+        daily: "ai_usage_customer_daily",
+        keys: &["customer_id", "customer_name"],
+        measures: &[
+            TOKENS_COST[0],
+            ("total_tokens", "sum(l.total_tokens)", Merge::Sum),
+            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
+        ],
+        filter: "l.customer_id IS NOT NULL",
+    },
+];
+
+/// `INSERT ... SELECT ... ON CONFLICT` folding the CTE `new` into `table`.
+fn upsert(table: &str, bucket: (&str, &str), f: &Family, extra_filter: &str) -> String {
+    let (bcol, bexpr) = bucket;
+    let keys = f.keys.join(", ");
+    let lkeys: Vec<String> = f.keys.iter().map(|k| format!("l.{k}")).collect();
+    let mcols: Vec<&str> = f.measures.iter().map(|m| m.0).collect();
+    let aggs: Vec<&str> = f.measures.iter().map(|m| m.1).collect();
+    let sets: Vec<String> = f
+        .measures
+        .iter()
+        .map(|(c, _, m)| match m {
+            Merge::Sum => format!("{c} = d.{c} + EXCLUDED.{c}"),
+            Merge::Max => format!("{c} = GREATEST(d.{c}, EXCLUDED.{c})"),
+        })
+        .collect();
+    format!(
+        "INSERT INTO usage_tracker.{table} AS d (org_id, {bcol}, {keys}, {mcols}) \
+         SELECT l.org_id, {bexpr}, {lkeys}, {aggs} FROM new l WHERE {filter} AND {extra_filter} \
+         GROUP BY l.org_id, {bexpr}, {lkeys} \
+         ON CONFLICT ON CONSTRAINT {table}_key DO UPDATE SET {sets} RETURNING 1",
+        mcols = mcols.join(", "),
+        lkeys = lkeys.join(", "),
+        aggs = aggs.join(", "),
+        filter = f.filter,
+        sets = sets.join(", "),
+    )
+}
+
+/// The fold statement. $1 < ingest_seq <= $2; optional created_at range of
+/// UTC days [$3, $4]; hourly rollups only from $5 (hourly_kept_from) on.
+/// Returns the number of log rows folded.
+fn fold_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut ctes = vec![
+            "new AS MATERIALIZED (SELECT l.org_id, l.user_id, l.project_id, l.created_at, l.customer_id, \
+               l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens, l.reasoning_tokens, \
+               l.total_tokens, l.latency_ms, l.cached, l.status, l.request_type, l.provider, l.model_used, \
+               l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, l.potential_cost_usd, l.user_email, l.customer_name, \
+               CASE WHEN l.cached THEN 0 \
+                    ELSE l.cache_write_cost_usd - l.cache_write_tokens * coalesce(p.input_usd_per_mtok, 0) / 1000000 END AS cw_extra \
+             FROM usage_tracker.ai_usage_log l LEFT JOIN usage_tracker.model_prices p ON p.price_id = l.price_id \
+             WHERE l.ingest_seq > $1 AND l.ingest_seq <= $2 \
+               AND ($3::date IS NULL OR l.created_at >= ($3::timestamp AT TIME ZONE 'UTC')) \
+               AND ($4::date IS NULL OR l.created_at < (($4 + 1)::timestamp AT TIME ZONE 'UTC')))"
+                .to_string(),
+        ];
+        for (i, f) in FAMILIES.iter().enumerate() {
+            ctes.push(format!(
+                "h{i} AS ({})",
+                upsert(
+                    f.hourly,
+                    ("hour", "pg_catalog.date_trunc('hour', l.created_at, 'UTC')"),
+                    f,
+                    "l.created_at >= $5"
+                )
+            ));
+            ctes.push(format!(
+                "d{i} AS ({})",
+                upsert(f.daily, ("day", "(l.created_at AT TIME ZONE 'UTC')::date"), f, "true")
+            ));
+        }
+        ctes.push(
+            "pairs AS (INSERT INTO usage_tracker.ai_usage_customer_users AS d (org_id, customer_id, customer_name, user_id, last_at) \
+             SELECT l.org_id, l.customer_id, l.customer_name, l.user_id, max(l.created_at) FROM new l \
+             WHERE l.customer_id IS NOT NULL GROUP BY 1, 2, 3, 4 \
+             ON CONFLICT ON CONSTRAINT ai_usage_customer_users_key DO UPDATE SET last_at = GREATEST(d.last_at, EXCLUDED.last_at) \
+             RETURNING 1)"
+                .to_string(),
+        );
+        format!("WITH {} SELECT count(*) FROM new", ctes.join(", "))
+    })
+}
 
 /// Waits for every transaction holding a lock that conflicts with SHARE on
 /// the log (that is, every writer), except this one.
@@ -46,35 +208,6 @@ fn wait_for_log_writers() -> Result<()> {
     Ok(())
 }
 
-const FOLD_SQL: &str = "INSERT INTO usage_tracker.ai_usage_daily AS d (org_id, day, user_id, customer_id, project_id, cached, \
-      requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-      latency_count, latency_sum, first_at, last_at, status, request_type, model_used, provider, \
-      input_cost_usd, output_cost_usd, total_cost_usd, potential_cost_usd, user_email, customer_name) \
-    SELECT l.org_id, (l.created_at AT TIME ZONE 'UTC')::date, l.user_id, l.customer_id, l.project_id, l.cached, \
-      count(*), sum(l.input_tokens), sum(l.output_tokens), sum(l.cache_read_tokens), sum(l.cache_write_tokens), \
-      sum(l.reasoning_tokens), sum(l.total_tokens), count(l.latency_ms), coalesce(sum(l.latency_ms), 0), \
-      min(l.created_at), max(l.created_at), l.status, l.request_type, l.model_used, l.provider, \
-      sum(l.input_cost_usd), sum(l.output_cost_usd), sum(l.total_cost_usd), sum(l.potential_cost_usd), \
-      l.user_email, l.customer_name \
-    FROM usage_tracker.ai_usage_log l \
-    WHERE l.ingest_seq > $1 AND l.ingest_seq <= $2 \
-      AND ($3::date IS NULL OR l.created_at >= ($3::timestamp AT TIME ZONE 'UTC')) \
-      AND ($4::date IS NULL OR l.created_at < (($4 + 1)::timestamp AT TIME ZONE 'UTC')) \
-    GROUP BY l.org_id, 2, l.user_id, l.customer_id, l.project_id, l.cached, l.status, l.request_type, l.model_used, \
-      l.provider, l.user_email, l.customer_name \
-    ON CONFLICT ON CONSTRAINT ai_usage_daily_key DO UPDATE SET \
-      requests = d.requests + EXCLUDED.requests, input_tokens = d.input_tokens + EXCLUDED.input_tokens, \
-      output_tokens = d.output_tokens + EXCLUDED.output_tokens, \
-      cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens, \
-      cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens, \
-      reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens, \
-      total_tokens = d.total_tokens + EXCLUDED.total_tokens, latency_count = d.latency_count + EXCLUDED.latency_count, \
-      latency_sum = d.latency_sum + EXCLUDED.latency_sum, first_at = LEAST(d.first_at, EXCLUDED.first_at), \
-      last_at = GREATEST(d.last_at, EXCLUDED.last_at), input_cost_usd = d.input_cost_usd + EXCLUDED.input_cost_usd, \
-      output_cost_usd = d.output_cost_usd + EXCLUDED.output_cost_usd, \
-      total_cost_usd = d.total_cost_usd + EXCLUDED.total_cost_usd, \
-      potential_cost_usd = d.potential_cost_usd + EXCLUDED.potential_cost_usd";
-
 fn check_read_committed() -> Result<()> {
     // SAFETY: reads a backend global.
     let level = unsafe { pg_sys::XactIsoLevel };
@@ -87,23 +220,57 @@ fn check_read_committed() -> Result<()> {
     Ok(())
 }
 
-/// Folds the rows logged since the last fold; returns how many.
-pub fn fold() -> Result<serde_json::Value> {
-    check_read_committed()?;
+/// Takes the fold lock (held to the end of the transaction).
+pub fn lock() -> Result<()> {
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
         &[FOLD_LOCK.0.into(), FOLD_LOCK.1.into()],
     )?;
+    Ok(())
+}
+
+/// (folded_through, hourly_kept_from), creating the progress row on first
+/// use (it is not created at install: pg_dump restores it as data).
+pub fn progress() -> Result<(i64, TimestampWithTimeZone)> {
     write_one::<bool>(
-        "INSERT INTO usage_tracker_private.rollup_progress (rollup) VALUES ('ai_usage_daily') \
-         ON CONFLICT (rollup) DO NOTHING RETURNING true",
-        &[],
+        "INSERT INTO usage_tracker_private.rollup_progress (rollup) VALUES ($1) ON CONFLICT (rollup) DO NOTHING RETURNING true",
+        &[PROGRESS.into()],
     )?;
-    let from: Option<i64> = read_one(
-        "SELECT p.folded_through FROM usage_tracker_private.rollup_progress p WHERE p.rollup = 'ai_usage_daily'",
-        &[],
-    )?;
-    let from = from.unwrap_or(0);
+    let row: Option<(Option<i64>, Option<TimestampWithTimeZone>)> = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT p.folded_through, p.hourly_kept_from FROM usage_tracker_private.rollup_progress p WHERE p.rollup = $1",
+            Some(1),
+            &[PROGRESS.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, UsageError>(None);
+        }
+        let r = t.first();
+        Ok(Some((r.get::<i64>(1)?, r.get::<TimestampWithTimeZone>(2)?)))
+    })?;
+    match row {
+        Some((Some(f), Some(k))) => Ok((f, k)),
+        _ => Err(UsageError::Internal("rollup_progress row missing".into())),
+    }
+}
+
+fn run_fold(from: i64, to: i64, days: (Option<Date>, Option<Date>), kept: TimestampWithTimeZone) -> Result<i64> {
+    let n: Option<i64> = Spi::connect_mut(|c| {
+        let t = c.update(
+            fold_sql(),
+            Some(1),
+            &[from.into(), to.into(), days.0.into(), days.1.into(), kept.into()],
+        )?;
+        crate::spi_util::first(t)
+    })?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Folds the rows logged since the last fold; returns how many.
+pub fn fold() -> Result<serde_json::Value> {
+    check_read_committed()?;
+    lock()?;
+    let (from, kept) = progress()?;
     let to: Option<i64> = read_one(
         "SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM usage_tracker_private.ai_usage_log_ingest_seq s",
         &[],
@@ -113,29 +280,13 @@ pub fn fold() -> Result<serde_json::Value> {
         return Ok(json!({ "rows_folded": 0, "folded_through": from }));
     }
     wait_for_log_writers()?;
-    let folded: Option<i64> = read_one(
-        "SELECT count(*) FROM usage_tracker.ai_usage_log l WHERE l.ingest_seq > $1 AND l.ingest_seq <= $2",
-        &[from.into(), to.into()],
-    )?;
-    Spi::connect_mut(|c| -> Result<()> {
-        c.update(
-            FOLD_SQL,
-            None,
-            &[
-                from.into(),
-                to.into(),
-                Option::<Date>::None.into(),
-                Option::<Date>::None.into(),
-            ],
-        )?;
-        Ok(())
-    })?;
+    let folded = run_fold(from, to, (None, None), kept)?;
     write_one::<bool>(
         "UPDATE usage_tracker_private.rollup_progress SET folded_through = $1, updated_at = pg_catalog.now() \
-         WHERE rollup = 'ai_usage_daily' RETURNING true",
-        &[to.into()],
+         WHERE rollup = $2 RETURNING true",
+        &[to.into(), PROGRESS.into()],
     )?;
-    Ok(json!({ "rows_folded": folded.unwrap_or(0), "folded_through": to }))
+    Ok(json!({ "rows_folded": folded, "folded_through": to }))
 }
 
 fn range(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
@@ -143,32 +294,79 @@ fn range(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
     Ok((to_pg_date(s)?, to_pg_date(e)?))
 }
 
+/// Per rollup table and (org, UTC day): what it holds vs. what the folded
+/// raw rows say it should hold; plus the (customer, user) pairs whose last
+/// request falls in the range.
+const VERIFY_SQL: &str = "\
+WITH w AS (SELECT coalesce(max(p.folded_through), 0) AS seq, coalesce(max(p.hourly_kept_from), '-infinity') AS k
+             FROM usage_tracker_private.rollup_progress p WHERE p.rollup = 'ai_usage'),
+b AS (SELECT ($1::timestamp AT TIME ZONE 'UTC') AS lo, (($2 + 1)::timestamp AT TIME ZONE 'UTC') AS hi),
+raw AS (SELECT l.org_id, (l.created_at AT TIME ZONE 'UTC')::date AS day, l.created_at >= w.k AS in_h, l.customer_id IS NOT NULL AS has_c,
+               count(*) AS requests, sum(l.total_tokens) AS tokens, sum(l.total_cost_usd) AS cost, sum(l.potential_cost_usd) AS potential
+          FROM usage_tracker.ai_usage_log l, w, b
+         WHERE l.ingest_seq <= w.seq AND l.created_at >= b.lo AND l.created_at < b.hi GROUP BY 1, 2, 3, 4),
+expected AS (
+    SELECT t.rollup, r.org_id, r.day, sum(r.requests) AS requests, sum(r.tokens) AS tokens, sum(r.cost) AS cost,
+           CASE WHEN t.rollup IN ('ai_usage_hourly', 'ai_usage_daily') THEN sum(r.potential) END AS potential
+      FROM raw r, (VALUES ('ai_usage_hourly', true, false), ('ai_usage_daily', false, false),
+                          ('ai_usage_user_hourly', true, false), ('ai_usage_user_daily', false, false),
+                          ('ai_usage_customer_hourly', true, true), ('ai_usage_customer_daily', false, true)) t(rollup, hourly, customers)
+     WHERE (r.in_h OR NOT t.hourly) AND (r.has_c OR NOT t.customers)
+     GROUP BY 1, 2, 3),
+held AS (
+    SELECT 'ai_usage_hourly' AS rollup, x.org_id, (x.hour AT TIME ZONE 'UTC')::date AS day, sum(x.requests) AS requests,
+           sum(x.total_tokens) AS tokens, sum(x.total_cost_usd) AS cost, sum(x.potential_cost_usd) AS potential
+      FROM usage_tracker.ai_usage_hourly x, b WHERE x.hour >= b.lo AND x.hour < b.hi GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'ai_usage_daily', x.org_id, x.day, sum(x.requests), sum(x.total_tokens), sum(x.total_cost_usd), sum(x.potential_cost_usd)
+      FROM usage_tracker.ai_usage_daily x WHERE x.day >= $1 AND x.day <= $2 GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'ai_usage_user_hourly', x.org_id, (x.hour AT TIME ZONE 'UTC')::date, sum(x.requests), sum(x.total_tokens), sum(x.total_cost_usd), NULL
+      FROM usage_tracker.ai_usage_user_hourly x, b WHERE x.hour >= b.lo AND x.hour < b.hi GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'ai_usage_user_daily', x.org_id, x.day, sum(x.requests), sum(x.total_tokens), sum(x.total_cost_usd), NULL
+      FROM usage_tracker.ai_usage_user_daily x WHERE x.day >= $1 AND x.day <= $2 GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'ai_usage_customer_hourly', x.org_id, (x.hour AT TIME ZONE 'UTC')::date, sum(x.requests), sum(x.total_tokens), sum(x.total_cost_usd), NULL
+      FROM usage_tracker.ai_usage_customer_hourly x, b WHERE x.hour >= b.lo AND x.hour < b.hi GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'ai_usage_customer_daily', x.org_id, x.day, sum(x.requests), sum(x.total_tokens), sum(x.total_cost_usd), NULL
+      FROM usage_tracker.ai_usage_customer_daily x WHERE x.day >= $1 AND x.day <= $2 GROUP BY 1, 2, 3),
+diff AS (
+    SELECT coalesce(e.rollup, h.rollup) AS rollup, coalesce(e.org_id, h.org_id) AS org_id, coalesce(e.day, h.day) AS day,
+           e.requests AS raw_requests, h.requests AS rollup_requests, e.cost AS raw_cost, h.cost AS rollup_cost
+      FROM expected e FULL JOIN held h ON h.rollup = e.rollup AND h.org_id = e.org_id AND h.day = e.day
+     WHERE (e.requests, e.tokens, e.cost, e.potential) IS DISTINCT FROM (h.requests, h.tokens, h.cost, h.potential)),
+pairs_raw AS (
+    SELECT l.org_id, l.customer_id, l.customer_name, l.user_id, max(l.created_at) AS last_at
+      FROM usage_tracker.ai_usage_log l, w, b
+     WHERE l.ingest_seq <= w.seq AND l.customer_id IS NOT NULL AND l.created_at >= b.lo
+     GROUP BY 1, 2, 3, 4 HAVING max(l.created_at) < (SELECT hi FROM b)),
+pairs_held AS (
+    SELECT x.org_id, x.customer_id, x.customer_name, x.user_id, x.last_at
+      FROM usage_tracker.ai_usage_customer_users x, b WHERE x.last_at >= b.lo AND x.last_at < b.hi),
+pair_diff AS (
+    SELECT 'ai_usage_customer_users' AS rollup, coalesce(r.org_id, h.org_id) AS org_id,
+           (coalesce(r.last_at, h.last_at) AT TIME ZONE 'UTC')::date AS day, coalesce(r.customer_id, h.customer_id) AS customer_id,
+           coalesce(r.user_id, h.user_id) AS user_id, r.last_at AS raw_last_at, h.last_at AS rollup_last_at
+      FROM pairs_raw r FULL JOIN pairs_held h ON h.org_id = r.org_id AND h.customer_id = r.customer_id
+           AND h.customer_name IS NOT DISTINCT FROM r.customer_name AND h.user_id = r.user_id
+     WHERE r.last_at IS DISTINCT FROM h.last_at)
+SELECT pg_catalog.jsonb_build_object('from', $1, 'to', $2, 'folded_through', (SELECT seq FROM w),
+       'hourly_kept_from', (SELECT k FROM w),
+       'differences', coalesce((SELECT pg_catalog.jsonb_agg(x.j ORDER BY x.day, x.rollup, x.j::text) FROM (
+            SELECT d.day, d.rollup, pg_catalog.to_jsonb(d) AS j FROM diff d
+            UNION ALL SELECT p.day, p.rollup, pg_catalog.to_jsonb(p) FROM pair_diff p) x), '[]'::jsonb))";
+
 fn verify(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {
     require_trusted("verify_rollups")?;
     let (from, to) = range(from, to)?;
-    let json: Option<JsonB> = read_one(
-        "WITH w AS (SELECT p.folded_through AS seq FROM usage_tracker_private.rollup_progress p WHERE p.rollup = 'ai_usage_daily'), \
-              raw AS (SELECT l.org_id, (l.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests, \
-                             sum(l.total_tokens) AS tokens, sum(l.total_cost_usd) AS cost, sum(l.potential_cost_usd) AS potential \
-                        FROM usage_tracker.ai_usage_log l, w \
-                       WHERE l.ingest_seq <= w.seq AND l.created_at >= ($1::timestamp AT TIME ZONE 'UTC') \
-                         AND l.created_at < (($2 + 1)::timestamp AT TIME ZONE 'UTC') GROUP BY 1, 2), \
-              cube AS (SELECT d.org_id, d.day, sum(d.requests) AS requests, sum(d.total_tokens) AS tokens, \
-                              sum(d.total_cost_usd) AS cost, sum(d.potential_cost_usd) AS potential \
-                         FROM usage_tracker.ai_usage_daily d WHERE d.day >= $1 AND d.day <= $2 GROUP BY 1, 2), \
-              diff AS (SELECT coalesce(r.org_id, c.org_id) AS org_id, coalesce(r.day, c.day) AS day, \
-                              r.requests AS raw_requests, c.requests AS rollup_requests, r.cost AS raw_cost, c.cost AS rollup_cost \
-                         FROM raw r FULL JOIN cube c ON c.org_id = r.org_id AND c.day = r.day \
-                        WHERE (r.requests, r.tokens, r.cost, r.potential) IS DISTINCT FROM (c.requests, c.tokens, c.cost, c.potential)) \
-         SELECT pg_catalog.jsonb_build_object('from', $1, 'to', $2, 'folded_through', (SELECT seq FROM w), \
-                'differences', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(diff) ORDER BY day, org_id) FROM diff), '[]'::jsonb))",
-        &[from.into(), to.into()],
-    )?;
+    let json: Option<JsonB> = read_one(VERIFY_SQL, &[from.into(), to.into()])?;
     json.ok_or_else(|| UsageError::Internal("verify".into()))
 }
 
-/// Compares the daily rollup with the raw log (rows folded so far) per
-/// organization and day from p_from to p_to; lists every difference.
+/// Compares every rollup with the raw log (rows folded so far) per table,
+/// organization and UTC day from p_from to p_to; lists every difference.
 #[pg_extern(
     security_definer,
     stable,
@@ -181,46 +379,80 @@ fn verify_rollups(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
     at_boundary(verify(p_from, p_to))
 }
 
+/// Rebuilding days whose raw rows retention already dropped would erase
+/// rollup history that nothing can restore: refuse.
+fn check_raw_kept(from: Date) -> Result<()> {
+    let lost: Option<bool> = read_one(
+        "SELECT ($1::timestamp AT TIME ZONE 'UTC') < pg_catalog.now() - r.keep FROM usage_tracker.retention_policies r \
+         WHERE r.relation = 'ai_usage_log' AND r.keep IS NOT NULL ORDER BY r.shipped LIMIT 1",
+        &[from.into()],
+    )?;
+    if lost == Some(true) {
+        return Err(UsageError::invalid(
+            "p_from",
+            "the raw log before this day may already be gone (ai_usage_log retention); rebuilding would erase rollup history",
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes and refolds every rollup for the UTC days [from, to]. The caller
+/// holds the fold lock.
+pub fn rebuild_days(from: Date, to: Date) -> Result<(i64, i64)> {
+    let (through, kept) = progress()?;
+    let mut deleted = 0i64;
+    for f in FAMILIES.iter() {
+        for (table, col, lo, hi) in [
+            (f.daily, "day", "$1", "$2"),
+            (
+                f.hourly,
+                "hour",
+                "($1::timestamp AT TIME ZONE 'UTC')",
+                "(($2 + 1)::timestamp AT TIME ZONE 'UTC')",
+            ),
+        ] {
+            let cmp = if col == "day" { "<=" } else { "<" };
+            let n: Option<i64> = Spi::connect_mut(|c| {
+                let t = c.update(
+                    &format!(
+                        "WITH d AS (DELETE FROM usage_tracker.{table} WHERE {col} >= {lo} AND {col} {cmp} {hi} RETURNING 1) \
+                         SELECT count(*) FROM d"
+                    ),
+                    Some(1),
+                    &[from.into(), to.into()],
+                )?;
+                crate::spi_util::first(t)
+            })?;
+            deleted += n.unwrap_or(0);
+        }
+    }
+    let n: Option<i64> = write_one(
+        "WITH d AS (DELETE FROM usage_tracker.ai_usage_customer_users \
+          WHERE last_at >= ($1::timestamp AT TIME ZONE 'UTC') AND last_at < (($2 + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1) \
+         SELECT count(*) FROM d",
+        &[from.into(), to.into()],
+    )?;
+    deleted += n.unwrap_or(0);
+    let refolded = run_fold(0, through, (Some(from), Some(to)), kept)?;
+    Ok((deleted, refolded))
+}
+
 fn rebuild(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {
     require_trusted("rebuild_rollups")?;
     let (from, to) = range(from, to)?;
     check_read_committed()?;
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-        &[FOLD_LOCK.0.into(), FOLD_LOCK.1.into()],
-    )?;
-    let through: Option<i64> = read_one(
-        "SELECT p.folded_through FROM usage_tracker_private.rollup_progress p WHERE p.rollup = 'ai_usage_daily'",
-        &[],
-    )?;
-    let through = through.unwrap_or(0);
-    let deleted: Option<i64> = write_one(
-        "WITH d AS (DELETE FROM usage_tracker.ai_usage_daily WHERE day >= $1 AND day <= $2 RETURNING 1) SELECT count(*) FROM d",
-        &[from.into(), to.into()],
-    )?;
-    Spi::connect_mut(|c| -> Result<()> {
-        c.update(
-            FOLD_SQL,
-            None,
-            &[
-                0i64.into(),
-                through.into(),
-                Some(from).into(),
-                Some(to).into(),
-            ],
-        )?;
-        Ok(())
-    })?;
-    let rows: Option<i64> = read_one(
-        "SELECT count(*) FROM usage_tracker.ai_usage_daily WHERE day >= $1 AND day <= $2",
-        &[from.into(), to.into()],
-    )?;
-    Ok(JsonB(
-        json!({ "rows_deleted": deleted.unwrap_or(0), "rows_written": rows.unwrap_or(0), "folded_through": through }),
-    ))
+    check_raw_kept(from)?;
+    lock()?;
+    let (deleted, refolded) = rebuild_days(from, to)?;
+    let (through, _) = progress()?;
+    Ok(JsonB(json!({
+        "rows_deleted": deleted,
+        "log_rows_refolded": refolded,
+        "folded_through": through
+    })))
 }
 
-/// Recomputes the daily rollup from p_from to p_to from the raw log.
+/// Recomputes every rollup for a range of UTC days from the raw log.
 #[pg_extern(
     security_definer,
     volatile,
@@ -231,4 +463,62 @@ fn rebuild(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {
 #[search_path(pg_catalog, pg_temp)]
 fn rebuild_rollups(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
     at_boundary(rebuild(p_from, p_to))
+}
+
+/// Hourly rollups older than `cut` go; reads take those hours from the raw
+/// log or the daily rollups instead (hourly_kept_from tells them).
+pub fn trim_hourly(cut: TimestampWithTimeZone) -> Result<i64> {
+    lock()?;
+    let (_, kept) = progress()?;
+    let newer: Option<bool> = read_one(
+        "SELECT pg_catalog.date_trunc('hour', $1, 'UTC') > $2",
+        &[cut.into(), kept.into()],
+    )?;
+    if newer != Some(true) {
+        return Ok(0);
+    }
+    let mut n = 0i64;
+    for f in FAMILIES.iter() {
+        let d: Option<i64> = Spi::connect_mut(|c| {
+            let t = c.update(
+                &format!(
+                    "WITH d AS (DELETE FROM usage_tracker.{} WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC') RETURNING 1) \
+                     SELECT count(*) FROM d",
+                    f.hourly
+                ),
+                Some(1),
+                &[cut.into()],
+            )?;
+            crate::spi_util::first(t)
+        })?;
+        n += d.unwrap_or(0);
+    }
+    write_one::<bool>(
+        "UPDATE usage_tracker_private.rollup_progress SET hourly_kept_from = pg_catalog.date_trunc('hour', $1, 'UTC') \
+         WHERE rollup = $2 RETURNING true",
+        &[cut.into(), PROGRESS.into()],
+    )?;
+    Ok(n)
+}
+
+/// Daily rollups older than `cut` (a retention policy the operator set).
+pub fn trim_daily(cut: TimestampWithTimeZone) -> Result<i64> {
+    lock()?;
+    let mut n = 0i64;
+    for f in FAMILIES.iter() {
+        let d: Option<i64> = Spi::connect_mut(|c| {
+            let t = c.update(
+                &format!(
+                    "WITH d AS (DELETE FROM usage_tracker.{} WHERE day < ($1 AT TIME ZONE 'UTC')::date RETURNING 1) \
+                     SELECT count(*) FROM d",
+                    f.daily
+                ),
+                Some(1),
+                &[cut.into()],
+            )?;
+            crate::spi_util::first(t)
+        })?;
+        n += d.unwrap_or(0);
+    }
+    Ok(n)
 }

@@ -14,6 +14,7 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN 'admin_2' THEN 'adadadad-0000-4000-8000-000000000002'
         WHEN 'org_1'   THEN '0a0a0a0a-0000-4000-8000-000000000001'
         WHEN 'org_2'   THEN '0a0a0a0a-0000-4000-8000-000000000002'
+        WHEN 'org_r'   THEN '0a0a0a0a-0000-4000-8000-0000000000f0'
     END::uuid
 $$;
 

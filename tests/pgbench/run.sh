@@ -37,7 +37,9 @@ DELETE FROM usage_tracker.budget_alerts WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker_private.budget_spend WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.budgets WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c';
-DELETE FROM usage_tracker.ai_usage_daily;
+TRUNCATE usage_tracker.ai_usage_hourly, usage_tracker.ai_usage_daily, usage_tracker.ai_usage_user_hourly,
+         usage_tracker.ai_usage_user_daily, usage_tracker.ai_usage_customer_hourly,
+         usage_tracker.ai_usage_customer_daily, usage_tracker.ai_usage_customer_users;
 UPDATE usage_tracker_private.rollup_progress SET folded_through = 0;
 SQL
 }
@@ -134,7 +136,7 @@ wait "$folder" || { cat "${RUN_DIR}/pgbench-fold.log"; die "run_maintenance fail
 cpsql "$cluster" "$port" -d ut_test -q -c "SELECT usage_tracker.run_maintenance()" >/dev/null
 check "8 writers x 300 requests while run_maintenance folds every moment: the rollup equals the log" \
     "SELECT (usage_tracker.verify_rollups(current_date - 4, current_date) -> 'differences') = '[]'::jsonb
-        AND (SELECT sum(requests) FROM usage_tracker.ai_usage_daily WHERE user_id::text LIKE 'dddddddd-%') = 2400" \
+        AND (SELECT sum(requests) FROM usage_tracker.ai_usage_user_daily WHERE user_id::text LIKE 'dddddddd-%') = 2400" \
     "SELECT usage_tracker.verify_rollups(current_date - 4, current_date)"
 
 cleanup
