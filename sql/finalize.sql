@@ -7,6 +7,12 @@
 ALTER FUNCTION usage_tracker_private.get_ai_usage_dashboard(integer, uuid) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_user_ai_usage(uuid, integer) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_ai_cost_summary(uuid) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.get_dashboard_stats(uuid, integer) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.aggregate_usage_hourly(uuid, timestamptz) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.aggregate_usage_daily(uuid, date) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.rollup_gaps(date, date) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.verify_rollups(date, date) SET TimeZone = 'UTC';
+ALTER FUNCTION usage_tracker_private.list_projects(uuid) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_usage_summary(uuid, integer) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.get_usage_details(uuid, text, date, date, integer) SET TimeZone = 'UTC';
 ALTER FUNCTION usage_tracker_private.usage_analysis(text, uuid, date, date) SET TimeZone = 'UTC';
@@ -492,6 +498,65 @@ RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.rebuild_rollups($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.rebuild_rollups IS 'Recomputes every rollup for a range of UTC days from the raw log (service_role; refuses days whose raw rows retention may have dropped).';
 
+CREATE FUNCTION usage_tracker.create_project(p_org_id uuid, p_name text, p_project_id uuid DEFAULT NULL)
+RETURNS uuid LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.create_project($1, $2, $3) $$;
+COMMENT ON FUNCTION usage_tracker.create_project IS
+    'Seed 003: creates a project in an organization (org admins, service_role); log_ai_usage(p_project_id => ...) then counts usage against it.';
+
+CREATE FUNCTION usage_tracker.list_projects(p_org_id uuid)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.list_projects($1) $$;
+COMMENT ON FUNCTION usage_tracker.list_projects IS 'The projects of an organization, as [{id, name, created_at}] (its members).';
+
+CREATE FUNCTION usage_tracker.aggregate_usage_hourly(p_project_id uuid, p_hour_start timestamptz)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.aggregate_usage_hourly($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.aggregate_usage_hourly IS
+    'Seed 003: brings the rollups up to date and returns the project''s stats for the UTC hour containing p_hour_start (org admins, service_role). Not needed for correctness: every read already includes rows not folded yet.';
+
+CREATE FUNCTION usage_tracker.aggregate_usage_daily(p_project_id uuid, p_date date)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.aggregate_usage_daily($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.aggregate_usage_daily IS
+    'Seed 003: brings the rollups up to date and returns the project''s stats for the UTC day p_date (org admins, service_role).';
+
+CREATE FUNCTION usage_tracker.get_dashboard_stats(p_project_id uuid, p_days integer DEFAULT 30)
+RETURNS TABLE (project_id uuid, date date, total_requests bigint, cached_requests bigint, cache_hit_rate numeric,
+               total_tokens_input bigint, total_tokens_output bigint, total_tokens bigint, total_cost_usd numeric,
+               total_potential_cost_usd numeric, total_savings_usd numeric, cache_write_extra_usd numeric,
+               net_savings_usd numeric, avg_latency_ms numeric, requests_by_provider jsonb, requests_by_model jsonb)
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$
+    SELECT x.* FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.get_dashboard_stats($1, $2)) AS x(
+        project_id uuid, date date, total_requests bigint, cached_requests bigint, cache_hit_rate numeric,
+        total_tokens_input bigint, total_tokens_output bigint, total_tokens bigint, total_cost_usd numeric,
+        total_potential_cost_usd numeric, total_savings_usd numeric, cache_write_extra_usd numeric,
+        net_savings_usd numeric, avg_latency_ms numeric, requests_by_provider jsonb, requests_by_model jsonb)
+$$;
+COMMENT ON FUNCTION usage_tracker.get_dashboard_stats IS
+    'Seed 003: one row per UTC day with requests among the last p_days days (today included, 1 to 3660), oldest first: requests, cache hits and hit rate (%), tokens, cost, potential cost, savings, net savings (minus the prompt-cache write premium), average latency, requests by provider and by model (org admins, service_role).';
+
+CREATE FUNCTION usage_tracker.backfill_potential_cost(p_from date, p_to date, p_prices jsonb DEFAULT NULL,
+                                                      p_dry_run boolean DEFAULT false)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.backfill_potential_cost($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.backfill_potential_cost IS
+    'Seed 003: fills potential_cost_usd where it is zero for the UTC days p_from..p_to — what was paid for uncached rows, the catalog price at the time (or p_prices: {"model": {"input_usd_per_mtok": n, "output_usd_per_mtok": n}}) for cached rows — and rebuilds the affected rollup days (service_role).';
+
+CREATE FUNCTION usage_tracker.reprice_ai_usage(p_from date, p_to date, p_model text DEFAULT NULL,
+                                               p_dry_run boolean DEFAULT true)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.reprice_ai_usage($1, $2, $3, $4) $$;
+COMMENT ON FUNCTION usage_tracker.reprice_ai_usage IS
+    'Recomputes the costs of logged rows (UTC days p_from..p_to, optionally one model) from the price catalog after a price change; a dry run (the default) only reports rows and the difference. Rebuilds the affected rollup days; budgets keep what was counted at ingest (service_role).';
+
+CREATE FUNCTION usage_tracker.rollup_gaps(p_from date, p_to date)
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.rollup_gaps($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.rollup_gaps IS
+    'Seed 003''s gap check: hours with raw rows the hourly rollup does not hold — not_folded_yet (until the next run_maintenance), trimmed (hourly retention) or missing (run rebuild_rollups) (service_role).';
+
 CREATE FUNCTION usage_tracker.pre_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -586,6 +651,11 @@ ALTER TABLE usage_tracker.retention_policies ENABLE ROW LEVEL SECURITY;
 CREATE POLICY retention_policies_select ON usage_tracker.retention_policies
     FOR SELECT TO authenticated, service_role USING (true);
 
+-- Projects: org-wide rows, read through list_projects.
+ALTER TABLE usage_tracker.projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY projects_select_service ON usage_tracker.projects
+    FOR SELECT TO service_role USING (true);
+
 -- No user column: org-wide rows, read through the functions.
 ALTER TABLE usage_tracker.ai_usage_hourly ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ai_usage_hourly_select_service ON usage_tracker.ai_usage_hourly
@@ -651,7 +721,8 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.ai_usage_user_daily, usage_tracker.ai_usage_customer_users
     TO authenticated, service_role;
 GRANT SELECT ON usage_tracker.ai_usage_hourly, usage_tracker.ai_usage_daily,
-                usage_tracker.ai_usage_customer_hourly, usage_tracker.ai_usage_customer_daily
+                usage_tracker.ai_usage_customer_hourly, usage_tracker.ai_usage_customer_daily,
+                usage_tracker.projects
     TO service_role;
 
 DO $grants$
@@ -669,13 +740,16 @@ DECLARE
                              'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status',
                              'start_report_run', 'update_report_run', 'mark_run_success', 'mark_run_failed',
                              'cancel_report_run', 'record_webhook_attempt', 'get_report_runs', 'get_report_run',
-                             'get_monthly_usage', 'check_monthly_usage_limit'];
+                             'get_monthly_usage', 'check_monthly_usage_limit', 'create_project',
+                             'list_projects', 'aggregate_usage_hourly', 'aggregate_usage_daily',
+                             'get_dashboard_stats'];
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
-                                'set_retention', 'verify_rollups', 'rebuild_rollups'];
+                                'set_retention', 'verify_rollups', 'rebuild_rollups',
+                                'backfill_potential_cost', 'reprice_ai_usage', 'rollup_gaps'];
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -722,6 +796,7 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.budget_spend',
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.budget_alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.report_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.retention_policies', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.projects', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.ai_usage_user_hourly', '');

@@ -55,6 +55,10 @@ ALTER TABLE usage_tracker.ai_usage_daily RENAME COLUMN hour TO day;
 ALTER TABLE usage_tracker.ai_usage_daily ALTER COLUMN day TYPE date;
 ALTER TABLE usage_tracker.ai_usage_daily ADD CONSTRAINT ai_usage_daily_key UNIQUE NULLS NOT DISTINCT
         (org_id, day, project_id, cached, status, request_type, model_used, provider);
+-- Rows arrive in time order, so BRIN ranges serve reads over all
+-- organizations (trusted callers) at almost no cost.
+CREATE INDEX ai_usage_hourly_hour_idx ON usage_tracker.ai_usage_hourly USING brin (hour);
+CREATE INDEX ai_usage_daily_day_idx ON usage_tracker.ai_usage_daily USING brin (day);
 CREATE INDEX ai_usage_hourly_project_idx ON usage_tracker.ai_usage_hourly (project_id, hour) WHERE project_id IS NOT NULL;
 CREATE INDEX ai_usage_daily_project_idx ON usage_tracker.ai_usage_daily (project_id, day) WHERE project_id IS NOT NULL;
 
@@ -84,6 +88,8 @@ ALTER TABLE usage_tracker.ai_usage_user_daily RENAME COLUMN hour TO day;
 ALTER TABLE usage_tracker.ai_usage_user_daily ALTER COLUMN day TYPE date;
 ALTER TABLE usage_tracker.ai_usage_user_daily ADD CONSTRAINT ai_usage_user_daily_key UNIQUE NULLS NOT DISTINCT
         (org_id, day, user_id, user_email, status, request_type);
+CREATE INDEX ai_usage_user_hourly_hour_idx ON usage_tracker.ai_usage_user_hourly USING brin (hour);
+CREATE INDEX ai_usage_user_daily_day_idx ON usage_tracker.ai_usage_user_daily USING brin (day);
 CREATE INDEX ai_usage_user_hourly_user_idx ON usage_tracker.ai_usage_user_hourly (user_id, hour);
 CREATE INDEX ai_usage_user_daily_user_idx ON usage_tracker.ai_usage_user_daily (user_id, day);
 
@@ -103,6 +109,8 @@ ALTER TABLE usage_tracker.ai_usage_customer_daily RENAME COLUMN hour TO day;
 ALTER TABLE usage_tracker.ai_usage_customer_daily ALTER COLUMN day TYPE date;
 ALTER TABLE usage_tracker.ai_usage_customer_daily ADD CONSTRAINT ai_usage_customer_daily_key UNIQUE NULLS NOT DISTINCT
         (org_id, day, customer_id, customer_name);
+CREATE INDEX ai_usage_customer_hourly_hour_idx ON usage_tracker.ai_usage_customer_hourly USING brin (hour);
+CREATE INDEX ai_usage_customer_daily_day_idx ON usage_tracker.ai_usage_customer_daily USING brin (day);
 
 CREATE TABLE usage_tracker.ai_usage_customer_users (
     org_id        uuid        NOT NULL,

@@ -215,6 +215,9 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
     // Who and where.
     let org_id = u.org_id.unwrap_or(user_id);
     authorize_write(who, user_id, org_id)?;
+    if let Some(project) = u.project_id {
+        crate::cache_analytics::check_project(org_id, project)?;
+    }
     if when < now - CLOCK_SKEW {
         if who != Caller::Trusted {
             return Err(UsageError::forbidden(

@@ -11,6 +11,7 @@
 ::pgrx::pg_module_magic!(name, version);
 
 mod ai_log;
+mod cache_analytics;
 mod dashboards;
 mod errors;
 mod identity;
@@ -44,6 +45,11 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/rollups.sql",
     name = "rollup_tables",
+    requires = ["bootstrap"]
+);
+pgrx::extension_sql_file!(
+    "../sql/projects.sql",
+    name = "project_tables",
     requires = ["bootstrap"]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

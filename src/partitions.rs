@@ -132,6 +132,7 @@ pub fn ensure_month(key: i32) -> Result<bool> {
          CREATE INDEX {name}_unpriced_idx ON usage_tracker_private.{name} (model_used) \
            WHERE price_id IS NULL; \
          CREATE INDEX {name}_seq_idx ON usage_tracker_private.{name} USING brin (ingest_seq); \
+         CREATE INDEX {name}_time_idx ON usage_tracker_private.{name} USING brin (created_at); \
          ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_bounds \
            CHECK (created_at >= '{from}' AND created_at < '{to}'); \
          ALTER TABLE usage_tracker.ai_usage_log ATTACH PARTITION usage_tracker_private.{name} \

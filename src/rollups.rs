@@ -110,7 +110,8 @@ const FAMILIES: [Family; 3] = [
     },
 ];
 
-/// `INSERT ... SELECT ... ON CONFLICT` folding the CTE `new` into `table`.
+/// `INSERT ... SELECT ... ON CONFLICT` folding the CTE `new` into `table`,
+/// in bucket order so that the BRIN index on the bucket stays tight.
 fn upsert(table: &str, bucket: (&str, &str), f: &Family, extra_filter: &str) -> String {
     let (bcol, bexpr) = bucket;
     let keys = f.keys.join(", ");
@@ -128,7 +129,7 @@ fn upsert(table: &str, bucket: (&str, &str), f: &Family, extra_filter: &str) -> 
     format!(
         "INSERT INTO usage_tracker.{table} AS d (org_id, {bcol}, {keys}, {mcols}) \
          SELECT l.org_id, {bexpr}, {lkeys}, {aggs} FROM new l WHERE {filter} AND {extra_filter} \
-         GROUP BY l.org_id, {bexpr}, {lkeys} \
+         GROUP BY l.org_id, {bexpr}, {lkeys} ORDER BY {bexpr} \
          ON CONFLICT ON CONSTRAINT {table}_key DO UPDATE SET {sets} RETURNING 1",
         mcols = mcols.join(", "),
         lkeys = lkeys.join(", "),

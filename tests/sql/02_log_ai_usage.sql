@@ -125,6 +125,7 @@ SELECT is((SELECT tableoid::regclass::text FROM usage_tracker.ai_usage_log WHERE
 
 -- Metadata, project and explicit org.
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('user_a'), 'member');
+SELECT usage_tracker.create_project(test_helpers.id('org_1'), 'A project', test_helpers.id('org_2'));
 SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_org_id => test_helpers.id('org_1'),
     p_project_id => test_helpers.id('org_2'), p_metadata => '{"feature": "summary", "n": 1.50}',
     p_session_id => 'meta');
