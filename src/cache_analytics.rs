@@ -188,14 +188,21 @@ fn stats(
 }
 
 /// Bounds of one UTC bucket: [start, start + 1 hour/day).
-fn bucket(at: &str, arg: pgrx::datum::DatumWithOid<'_>) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
-    let r: Option<(Option<TimestampWithTimeZone>, Option<TimestampWithTimeZone>)> = Spi::connect(|c| {
-        let t = c.select(at, Some(1), &[arg])?;
-        if t.is_empty() {
-            return Ok::<_, UsageError>(None);
-        }
-        Ok(Some(t.first().get_two::<TimestampWithTimeZone, TimestampWithTimeZone>()?))
-    })?;
+fn bucket(
+    at: &str,
+    arg: pgrx::datum::DatumWithOid<'_>,
+) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
+    let r: Option<(Option<TimestampWithTimeZone>, Option<TimestampWithTimeZone>)> =
+        Spi::connect(|c| {
+            let t = c.select(at, Some(1), &[arg])?;
+            if t.is_empty() {
+                return Ok::<_, UsageError>(None);
+            }
+            Ok(Some(
+                t.first()
+                    .get_two::<TimestampWithTimeZone, TimestampWithTimeZone>()?,
+            ))
+        })?;
     match r {
         Some((Some(a), Some(b))) => Ok((a, b)),
         _ => Err(UsageError::Internal("bucket bounds".into())),
@@ -221,7 +228,11 @@ fn aggregate(
         "SELECT CASE WHEN $2 = 'hour' THEN pg_catalog.to_jsonb($1) ELSE pg_catalog.to_jsonb(($1 AT TIME ZONE 'UTC')::date) END",
         &[bounds.0.into(), grain.into()],
     )?;
-    let key = if grain == "hour" { "hour_start" } else { "date" };
+    let key = if grain == "hour" {
+        "hour_start"
+    } else {
+        "date"
+    };
     let mut row = json!({
         "project_id": project.to_string(), "total_requests": 0, "cached_requests": 0,
         "cache_hit_rate": 0, "total_tokens_input": 0, "total_tokens_output": 0, "total_tokens": 0,
@@ -233,7 +244,10 @@ fn aggregate(
     Ok(JsonB(row))
 }
 
-fn finite_ts(t: Option<TimestampWithTimeZone>, name: &'static str) -> Result<TimestampWithTimeZone> {
+fn finite_ts(
+    t: Option<TimestampWithTimeZone>,
+    name: &'static str,
+) -> Result<TimestampWithTimeZone> {
     let t = t.ok_or(UsageError::NullValue(name))?;
     if !t.is_finite() {
         return Err(UsageError::invalid(name, "must be a finite time"));
@@ -338,8 +352,11 @@ fn check_prices(prices: &Option<JsonB>) -> Result<()> {
                 ));
             }
             let d = match n {
-                Value::Number(x) => crate::pricing::from_numeric_text(&x.to_string())
-                    .map_err(|_| UsageError::invalid("p_prices", format!("{model}.{k} is not a number")))?,
+                Value::Number(x) => {
+                    crate::pricing::from_numeric_text(&x.to_string()).map_err(|_| {
+                        UsageError::invalid("p_prices", format!("{model}.{k} is not a number"))
+                    })?
+                }
                 _ => {
                     return Err(UsageError::invalid(
                         "p_prices",
@@ -385,7 +402,10 @@ c AS (
 
 /// Rebuilds the rollups of the UTC days between `lo` and `hi` (timestamps
 /// of changed rows), if any.
-fn rebuild_changed(lo: Option<TimestampWithTimeZone>, hi: Option<TimestampWithTimeZone>) -> Result<i64> {
+fn rebuild_changed(
+    lo: Option<TimestampWithTimeZone>,
+    hi: Option<TimestampWithTimeZone>,
+) -> Result<i64> {
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(0);
     };
@@ -410,7 +430,12 @@ fn recost_guard(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
     Ok((crate::orgs::to_pg_date(s)?, crate::orgs::to_pg_date(e)?))
 }
 
-fn backfill(from: Option<Date>, to: Option<Date>, prices: Option<JsonB>, dry_run: Option<bool>) -> Result<JsonB> {
+fn backfill(
+    from: Option<Date>,
+    to: Option<Date>,
+    prices: Option<JsonB>,
+    dry_run: Option<bool>,
+) -> Result<JsonB> {
     require_trusted("backfill_potential_cost")?;
     let (from, to) = recost_guard(from, to)?;
     check_prices(&prices)?;
@@ -434,7 +459,13 @@ fn backfill(from: Option<Date>, to: Option<Date>, prices: Option<JsonB>, dry_run
         let t = c.update(
             &sql,
             Some(1),
-            &[from.into(), to.into(), prices.into(), Option::<String>::None.into(), dry.into()],
+            &[
+                from.into(),
+                to.into(),
+                prices.into(),
+                Option::<String>::None.into(),
+                dry.into(),
+            ],
         )?;
         let r = t.first();
         Ok((
@@ -471,7 +502,12 @@ fn backfill_potential_cost(
     at_boundary(backfill(p_from, p_to, p_prices, p_dry_run))
 }
 
-fn reprice(from: Option<Date>, to: Option<Date>, model: Option<String>, dry_run: Option<bool>) -> Result<JsonB> {
+fn reprice(
+    from: Option<Date>,
+    to: Option<Date>,
+    model: Option<String>,
+    dry_run: Option<bool>,
+) -> Result<JsonB> {
     require_trusted("reprice_ai_usage")?;
     let (from, to) = recost_guard(from, to)?;
     let dry = dry_run.unwrap_or(true);
@@ -502,7 +538,13 @@ fn reprice(from: Option<Date>, to: Option<Date>, model: Option<String>, dry_run:
         let t = c.update(
             &sql,
             Some(1),
-            &[from.into(), to.into(), Option::<JsonB>::None.into(), model.into(), dry.into()],
+            &[
+                from.into(),
+                to.into(),
+                Option::<JsonB>::None.into(),
+                model.into(),
+                dry.into(),
+            ],
         )?;
         let r = t.first();
         Ok((

@@ -49,11 +49,14 @@ struct Need {
 /// whole days from the daily rollups, whole hours of the window's first
 /// day from the hourly rollups, and raw log rows for the rest — those not
 /// folded yet (the tail) and the window's first partial hour (or every
-/// hour of the first day the hourly rollups no longer hold). Rows in scope
+/// hour of the first day the hourly rollups no longer hold). Each rollup
+/// branch is already grouped down to what its questions need, so the
+/// facts stay small whatever the number of organizations. Rows in scope
 /// only because of their user (a member's own rows) cannot come from
-/// rollups without a user column, so org totals take them from the per-user
-/// rollup and customers from the raw log (`org_part` tells them apart).
-/// `kind`: 'd' daily, 'h' hourly (or a customer-user pair), 'r' raw.
+/// rollups without a user column: org totals take them from the per-user
+/// rollup (`usr_t`), customers from the raw log (`raw_u`).
+/// `kind`: 'd' a day (window and calendar months), 'h' inside the window
+/// only, 'r' raw (decided by its time).
 /// Parameters: $1 orgs, $2 user (the scope), `start` the window start. The
 /// bounds are scalar subqueries so that they drive index scans and
 /// partition pruning.
@@ -62,16 +65,16 @@ fn facts_cte(scope: &Scope, start: &str, need: Need) -> String {
     let org = |a: &str| scope.org_part(a, 1);
     let usr = |a: &str| scope.user_part(a, 1, 2);
     let raw_cols = "(l.created_at AT TIME ZONE 'UTC')::date, l.created_at, l.user_id, l.user_email, l.customer_id, \
-        l.customer_name, l.request_type, l.status, 1::bigint, l.input_tokens, l.output_tokens, l.total_tokens, \
-        l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, (l.latency_ms IS NOT NULL)::integer::bigint, \
-        coalesce(l.latency_ms, 0)::bigint, l.created_at";
+        l.customer_name, l.request_type, l.status, 1::numeric, l.input_tokens, l.output_tokens, l.total_tokens, \
+        l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, (l.latency_ms IS NOT NULL)::integer::numeric, \
+        coalesce(l.latency_ms, 0)::numeric, l.created_at";
     let mut parts = vec![format!(
         "SELECT 'raw'::text AS fam, {o} AS org_part, false AS folded, 'r'::text AS kind, \
                 (l.created_at AT TIME ZONE 'UTC')::date AS day, l.created_at AS ts, l.user_id, l.user_email, \
-                l.customer_id, l.customer_name, l.request_type, l.status, 1::bigint AS n, l.input_tokens AS in_tok, \
-                l.output_tokens AS out_tok, l.total_tokens AS tok, l.input_cost_usd AS in_cost, \
-                l.output_cost_usd AS out_cost, l.total_cost_usd AS cost, (l.latency_ms IS NOT NULL)::integer::bigint AS lat_n, \
-                coalesce(l.latency_ms, 0)::bigint AS lat_sum, l.created_at AS last_at \
+                l.customer_id, l.customer_name, l.request_type, l.status, 1::numeric AS n, l.input_tokens::numeric AS in_tok, \
+                l.output_tokens::numeric AS out_tok, l.total_tokens::numeric AS tok, l.input_cost_usd AS in_cost, \
+                l.output_cost_usd AS out_cost, l.total_cost_usd AS cost, (l.latency_ms IS NOT NULL)::integer::numeric AS lat_n, \
+                coalesce(l.latency_ms, 0)::numeric AS lat_sum, l.created_at AS last_at \
            FROM usage_tracker.ai_usage_log l \
           WHERE {f} AND l.ingest_seq > (SELECT p.f FROM p) AND l.created_at >= (SELECT p.tail_lo FROM p)",
         o = org("l"),
@@ -84,75 +87,110 @@ fn facts_cte(scope: &Scope, start: &str, need: Need) -> String {
         o = org("l"),
         f = full("l")
     ));
-    let tot_cols = |a: &str, day: &str, ts: &str| {
+    // Sums of a rollup's measures; `x` the alias.
+    let sums = |x: &str| {
         format!(
-            "{day}, {ts}, NULL, NULL, NULL, NULL, {a}.request_type, {a}.status, {a}.requests, {a}.input_tokens, \
-             {a}.output_tokens, {a}.total_tokens, {a}.input_cost_usd, {a}.output_cost_usd, {a}.total_cost_usd, \
-             {a}.latency_count, {a}.latency_sum, {a}.last_at"
+            "sum({x}.requests), sum({x}.input_tokens), sum({x}.output_tokens), sum({x}.total_tokens), \
+             sum({x}.input_cost_usd), sum({x}.output_cost_usd), sum({x}.total_cost_usd), sum({x}.latency_count), \
+             sum({x}.latency_sum), max({x}.last_at)"
         )
     };
-    if need.tot {
-        parts.push(format!(
-            "SELECT 'tot', true, true, 'd', {c} FROM usage_tracker.ai_usage_daily a \
-              WHERE {o} AND a.day >= (SELECT p.d_lo FROM p)",
-            c = tot_cols("a", "a.day", "NULL"),
-            o = org("a")
-        ));
-        parts.push(format!(
-            "SELECT 'tot', true, true, 'h', {c} FROM usage_tracker.ai_usage_hourly a \
-              WHERE {o} AND a.hour >= (SELECT p.hour_lo FROM p) AND a.hour < (SELECT p.next_ts FROM p)",
-            c = tot_cols("a", "(a.hour AT TIME ZONE 'UTC')::date", "a.hour"),
-            o = org("a")
-        ));
+    // Daily and hourly branch of one rollup family, grouped by `dims`
+    // (columns 7-12 of the facts: user, email, customer, name, type, status).
+    struct Branch<'a> {
+        fam: &'a str,
+        daily: &'a str,
+        hourly: &'a str,
+        pred: String,
+        dims: [&'a str; 6],
+        group: &'a str,
+        /// first day taken from the daily rollup
+        from_day: &'a str,
     }
-    // Per-user rollups: for per-user questions everything in scope, for org
-    // totals only the rows in scope by user.
-    let b_pred = if need.usr {
-        Some(full("b"))
-    } else if need.tot {
-        Some(usr("b"))
-    } else {
-        None
-    };
-    if let Some(pred) = b_pred {
-        let cols = |day: &str, ts: &str| {
-            format!(
-                "{day}, {ts}, b.user_id, b.user_email, NULL, NULL, b.request_type, b.status, b.requests, b.input_tokens, \
-                 b.output_tokens, b.total_tokens, b.input_cost_usd, b.output_cost_usd, b.total_cost_usd, \
-                 b.latency_count, b.latency_sum, b.last_at"
-            )
-        };
+    let branch = |b: Branch<'_>, parts: &mut Vec<String>| {
+        let dims = b.dims.join(", ");
         parts.push(format!(
-            "SELECT 'usr', {o}, true, 'd', {c} FROM usage_tracker.ai_usage_user_daily b \
-              WHERE {pred} AND b.day >= (SELECT p.d_lo FROM p)",
-            c = cols("b.day", "NULL"),
-            o = org("b")
+            "SELECT '{fam}', true, true, 'd', x.day, NULL, {dims}, {sums} FROM usage_tracker.{daily} x \
+              WHERE {pred} AND x.day {from_day} GROUP BY x.day, {group}",
+            fam = b.fam,
+            daily = b.daily,
+            pred = b.pred,
+            from_day = b.from_day,
+            group = b.group,
+            sums = sums("x"),
         ));
         parts.push(format!(
-            "SELECT 'usr', {o}, true, 'h', {c} FROM usage_tracker.ai_usage_user_hourly b \
-              WHERE {pred} AND b.hour >= (SELECT p.hour_lo FROM p) AND b.hour < (SELECT p.next_ts FROM p)",
-            c = cols("(b.hour AT TIME ZONE 'UTC')::date", "b.hour"),
-            o = org("b")
+            "SELECT '{fam}', true, true, 'h', NULL, NULL, {dims}, {sums} FROM usage_tracker.{hourly} x \
+              WHERE {pred} AND x.hour >= (SELECT p.hour_lo FROM p) AND x.hour < (SELECT p.next_ts FROM p) \
+              GROUP BY {group}",
+            fam = b.fam,
+            hourly = b.hourly,
+            pred = b.pred,
+            group = b.group,
+            sums = sums("x"),
+        ));
+    };
+    let null6 = ["NULL", "NULL", "NULL", "NULL", "x.request_type", "x.status"];
+    if need.tot {
+        branch(
+            Branch {
+                fam: "tot",
+                daily: "ai_usage_daily",
+                hourly: "ai_usage_hourly",
+                pred: org("x"),
+                dims: null6,
+                group: "x.request_type, x.status",
+                from_day: ">= (SELECT p.d_lo FROM p)",
+            },
+            &mut parts,
+        );
+        branch(
+            Branch {
+                fam: "usr_t",
+                daily: "ai_usage_user_daily",
+                hourly: "ai_usage_user_hourly",
+                pred: usr("x"),
+                dims: null6,
+                group: "x.request_type, x.status",
+                from_day: ">= (SELECT p.d_lo FROM p)",
+            },
+            &mut parts,
+        );
+    }
+    if need.usr {
+        // Per user and day: by_user, unique users per day, a user's usage.
+        parts.push(format!(
+            "SELECT 'usr', true, true, 'd', x.day, NULL, x.user_id, x.user_email, NULL, NULL, NULL, x.status, {sums} \
+               FROM usage_tracker.ai_usage_user_daily x \
+              WHERE {pred} AND x.day > (SELECT p.start_day FROM p) GROUP BY x.day, x.user_id, x.user_email, x.status",
+            pred = full("x"),
+            sums = sums("x"),
+        ));
+        parts.push(format!(
+            "SELECT 'usr', true, true, 'h', (x.hour AT TIME ZONE 'UTC')::date, NULL, x.user_id, x.user_email, NULL, NULL, \
+                    NULL, x.status, {sums} \
+               FROM usage_tracker.ai_usage_user_hourly x \
+              WHERE {pred} AND x.hour >= (SELECT p.hour_lo FROM p) AND x.hour < (SELECT p.next_ts FROM p) \
+              GROUP BY 5, x.user_id, x.user_email, x.status",
+            pred = full("x"),
+            sums = sums("x"),
         ));
     }
     if need.cus {
-        let cols = |day: &str, ts: &str| {
-            format!(
-                "{day}, {ts}, NULL, NULL, c.customer_id, c.customer_name, NULL, NULL, c.requests, NULL, NULL, \
-                 c.total_tokens, NULL, NULL, c.total_cost_usd, NULL, NULL, NULL"
-            )
-        };
+        let cus_sums = "sum(x.requests), NULL::numeric, NULL::numeric, sum(x.total_tokens), NULL::numeric, NULL::numeric, \
+                        sum(x.total_cost_usd), NULL::numeric, NULL::numeric, NULL::timestamptz";
         parts.push(format!(
-            "SELECT 'cus', true, true, 'd', {c} FROM usage_tracker.ai_usage_customer_daily c \
-              WHERE {o} AND c.day > (SELECT p.start_day FROM p)",
-            c = cols("c.day", "NULL"),
-            o = org("c")
+            "SELECT 'cus', true, true, 'h', NULL, NULL, NULL, NULL, x.customer_id, x.customer_name, NULL, NULL, {cus_sums} \
+               FROM usage_tracker.ai_usage_customer_daily x \
+              WHERE {o} AND x.day > (SELECT p.start_day FROM p) GROUP BY x.customer_id, x.customer_name",
+            o = org("x")
         ));
         parts.push(format!(
-            "SELECT 'cus', true, true, 'h', {c} FROM usage_tracker.ai_usage_customer_hourly c \
-              WHERE {o} AND c.hour >= (SELECT p.hour_lo FROM p) AND c.hour < (SELECT p.next_ts FROM p)",
-            c = cols("(c.hour AT TIME ZONE 'UTC')::date", "c.hour"),
-            o = org("c")
+            "SELECT 'cus', true, true, 'h', NULL, NULL, NULL, NULL, x.customer_id, x.customer_name, NULL, NULL, {cus_sums} \
+               FROM usage_tracker.ai_usage_customer_hourly x \
+              WHERE {o} AND x.hour >= (SELECT p.hour_lo FROM p) AND x.hour < (SELECT p.next_ts FROM p) \
+              GROUP BY x.customer_id, x.customer_name",
+            o = org("x")
         ));
         parts.push(format!(
             "SELECT 'pair', true, true, 'h', NULL, NULL, u.user_id, NULL, u.customer_id, u.customer_name, NULL, NULL, \
@@ -200,7 +238,7 @@ p AS (
 }
 
 /// Facts for org totals, per user, per customer.
-const TOT: &str = "(fam = 'tot' OR (fam = 'usr' AND NOT org_part) OR fam = 'raw')";
+const TOT: &str = "fam IN ('tot', 'usr_t', 'raw')";
 const USR: &str = "fam IN ('usr', 'raw')";
 const CUS: &str = "fam IN ('cus', 'pair', 'raw', 'raw_u') AND customer_id IS NOT NULL";
 

@@ -72,10 +72,16 @@ pub fn apply() -> Result<Value> {
         out.insert("idempotency_keys_deleted".into(), json!(keys.unwrap_or(0)));
     }
     if let Some(cut) = cutoff("ai_usage_hourly")? {
-        out.insert("hourly_rollup_rows_deleted".into(), json!(crate::rollups::trim_hourly(cut)?));
+        out.insert(
+            "hourly_rollup_rows_deleted".into(),
+            json!(crate::rollups::trim_hourly(cut)?),
+        );
     }
     if let Some(cut) = cutoff("ai_usage_daily")? {
-        out.insert("daily_rollup_rows_deleted".into(), json!(crate::rollups::trim_daily(cut)?));
+        out.insert(
+            "daily_rollup_rows_deleted".into(),
+            json!(crate::rollups::trim_daily(cut)?),
+        );
     }
     for (relation, sql) in [
         ("usage_events", "DELETE FROM usage_tracker.usage_events WHERE occurred_at < $1"),

@@ -59,13 +59,24 @@ const FAMILIES: [Family; 3] = [
     Family {
         hourly: "ai_usage_hourly",
         daily: "ai_usage_daily",
-        keys: &["project_id", "cached", "status", "request_type", "model_used", "provider"],
+        keys: &[
+            "project_id",
+            "cached",
+            "status",
+            "request_type",
+            "model_used",
+            "provider",
+        ],
         measures: &[
             TOKENS_COST[0],
             TOKENS_COST[1],
             TOKENS_COST[2],
             ("cache_read_tokens", "sum(l.cache_read_tokens)", Merge::Sum),
-            ("cache_write_tokens", "sum(l.cache_write_tokens)", Merge::Sum),
+            (
+                "cache_write_tokens",
+                "sum(l.cache_write_tokens)",
+                Merge::Sum,
+            ),
             ("reasoning_tokens", "sum(l.reasoning_tokens)", Merge::Sum),
             TOKENS_COST[3],
             ("latency_count", "count(l.latency_ms)", Merge::Sum),
@@ -74,7 +85,11 @@ const FAMILIES: [Family; 3] = [
             TOKENS_COST[4],
             TOKENS_COST[5],
             ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
-            ("potential_cost_usd", "sum(l.potential_cost_usd)", Merge::Sum),
+            (
+                "potential_cost_usd",
+                "sum(l.potential_cost_usd)",
+                Merge::Sum,
+            ),
             ("cache_write_extra_usd", "sum(l.cw_extra)", Merge::Sum),
         ],
         filter: "true",
@@ -255,12 +270,23 @@ pub fn progress() -> Result<(i64, TimestampWithTimeZone)> {
     }
 }
 
-fn run_fold(from: i64, to: i64, days: (Option<Date>, Option<Date>), kept: TimestampWithTimeZone) -> Result<i64> {
+fn run_fold(
+    from: i64,
+    to: i64,
+    days: (Option<Date>, Option<Date>),
+    kept: TimestampWithTimeZone,
+) -> Result<i64> {
     let n: Option<i64> = Spi::connect_mut(|c| {
         let t = c.update(
             fold_sql(),
             Some(1),
-            &[from.into(), to.into(), days.0.into(), days.1.into(), kept.into()],
+            &[
+                from.into(),
+                to.into(),
+                days.0.into(),
+                days.1.into(),
+                kept.into(),
+            ],
         )?;
         crate::spi_util::first(t)
     })?;
