@@ -58,6 +58,10 @@ pg_prove --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$D
     | tee "${RUN_DIR}/pg_prove.log"
 count "$(grep -Eo 'Tests=[0-9]+' "${RUN_DIR}/pg_prove.log" | tail -1 | cut -d= -f2)"
 
+log "privilege snapshot"
+bash "$ROOT/tests/privileges/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/privileges.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/privileges.log")"
+
 log "isolation tests"
 bash "$ROOT/tests/isolation/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/isolation.log"
 count "$(grep -c ' \.\.\. ok' "${RUN_DIR}/isolation.log")"
