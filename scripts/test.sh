@@ -79,5 +79,10 @@ bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/dump.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/dump.log")"
 
 cluster_stop test
+
+log "crash and restart while clients write"
+bash "$ROOT/tests/crash/run.sh" | tee "${RUN_DIR}/crash.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/crash.log")"
+
 log "all tests passed"
 echo "usage_tracker: ${PASSED} passed, 0 failed"
