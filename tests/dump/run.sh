@@ -29,6 +29,11 @@ SELECT usage_tracker.reserve_quota('0a0a0a0a-0000-4000-8000-000000000001', 'chat
 SELECT usage_tracker.set_budget('0a0a0a0a-0000-4000-8000-000000000001', 0.0001);
 SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_org_id => '0a0a0a0a-0000-4000-8000-000000000001', p_input_tokens => 1000);
 SELECT usage_tracker.mark_run_success(usage_tracker.start_report_run('aaaaaaaa-0000-4000-8000-00000000000a'), p_tokens_used => 10);
+SELECT usage_tracker.create_project('0a0a0a0a-0000-4000-8000-000000000001', 'Dumped', '0a0a0a0a-0000-4000-8000-0000000000d1');
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_org_id => '0a0a0a0a-0000-4000-8000-000000000001',
+           p_project_id => '0a0a0a0a-0000-4000-8000-0000000000d1', p_customer_id => 5, p_cached => true, p_input_tokens => 10);
+SELECT usage_tracker.run_maintenance();
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_input_tokens => 3);
 SQL
 
 snapshot() {
@@ -49,6 +54,15 @@ UNION ALL SELECT 'budgets', count(*), sum(amount_usd), NULL FROM usage_tracker.b
 UNION ALL SELECT 'budget spend', count(*), sum(spent_usd), NULL FROM usage_tracker_private.budget_spend
 UNION ALL SELECT 'alerts', count(*), NULL, NULL FROM usage_tracker.budget_alerts
 UNION ALL SELECT 'runs', count(*), sum(tokens_used), NULL FROM usage_tracker.report_runs
+UNION ALL SELECT 'projects', count(*), NULL, NULL FROM usage_tracker.projects
+UNION ALL SELECT 'progress', folded_through, NULL, NULL FROM usage_tracker_private.rollup_progress
+UNION ALL SELECT 'hourly', count(*), sum(requests), sum(potential_cost_usd) FROM usage_tracker.ai_usage_hourly
+UNION ALL SELECT 'daily', count(*), sum(requests), sum(total_cost_usd) FROM usage_tracker.ai_usage_daily
+UNION ALL SELECT 'user daily', count(*), sum(requests), NULL FROM usage_tracker.ai_usage_user_daily
+UNION ALL SELECT 'user hourly', count(*), sum(requests), NULL FROM usage_tracker.ai_usage_user_hourly
+UNION ALL SELECT 'customer daily', count(*), sum(requests), NULL FROM usage_tracker.ai_usage_customer_daily
+UNION ALL SELECT 'customer hourly', count(*), sum(requests), NULL FROM usage_tracker.ai_usage_customer_hourly
+UNION ALL SELECT 'customer users', count(*), NULL, NULL FROM usage_tracker.ai_usage_customer_users
 UNION ALL SELECT 'ingest_seq', last_value, NULL, NULL FROM usage_tracker_private.ai_usage_log_ingest_seq
 UNION ALL SELECT 'price_seq', last_value, NULL, NULL FROM usage_tracker_private.model_prices_price_id_seq;
 SQL
@@ -73,14 +87,16 @@ SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_idem
        usage_tracker.set_model_price('mistral', 'mistral-small', now(), 1, 3) AS price_id;
 SELECT concat_ws(' ',
            r.retried = (SELECT id FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'dump-1'),
-           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 42,
+           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 44,
            (SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE id = r.fresh) = 2,
            r.price_id = 1000001,
            (SELECT "limit" FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 7
-             AND (SELECT current FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 2)
+             AND (SELECT current FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 2,
+           (usage_tracker.run_maintenance() -> 'rollups' ->> 'rows_folded') = '2',
+           (usage_tracker.verify_rollups(current_date - 400, current_date) -> 'differences') = '[]'::jsonb)
   FROM r;
 SQL
 )
-[ "$check" = "t t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
-echo "ok - the restored database keeps working (idempotency keys, custom prices and types, sequences)"
+[ "$check" = "t t t t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
+echo "ok - the restored database keeps working (idempotency keys, custom prices and types, sequences, rollups fold on)"
 q -d postgres -c "DROP DATABASE ut_dump WITH (FORCE)" -c "DROP DATABASE ut_restore WITH (FORCE)"
