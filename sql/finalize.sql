@@ -701,6 +701,12 @@ ALTER TABLE usage_tracker.plan_limits ENABLE ROW LEVEL SECURITY;
 CREATE POLICY plan_limits_select ON usage_tracker.plan_limits
     FOR SELECT TO authenticated, service_role USING (true);
 
+-- Every backend keeps a copy of the price catalog (src/pricing.rs); any
+-- change to it, however made, invalidates the copies.
+CREATE TRIGGER model_prices_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.model_prices
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.model_prices_changed();
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC or anon; reads for signed-in callers;
 -- writes only through the functions.

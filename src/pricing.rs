@@ -1,5 +1,7 @@
 //! The model price catalog and exact cost math (rust_decimal, never floats).
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use pgrx::prelude::*;
@@ -10,7 +12,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::{caller, org_read_scope, require_trusted};
-use crate::spi_util::plan;
+use crate::spi_util::read_one;
 
 /// Largest token count accepted for one request: more is a bug upstream.
 pub const MAX_TOKENS: i64 = 1_000_000_000_000;
@@ -113,42 +115,134 @@ pub struct Price {
     pub rates: Rates,
 }
 
-/// The price in force for `model` at `at` (microseconds since 2000-01-01
-/// UTC). With no provider given, the latest version across providers wins.
+/// One version of the catalog, as the per-backend cache holds it.
+struct Version {
+    effective_from: i64,
+    price: Price,
+}
+
+thread_local! {
+    /// The whole price catalog by model, newest version first (the catalog
+    /// is small and read on every logged request), with the invalidation
+    /// generation it was loaded at.
+    static CATALOG: RefCell<Option<(u64, HashMap<String, Vec<Version>>)>> = const { RefCell::new(None) };
+    /// Bumped by the relcache callback when model_prices changes.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static PRICES_OID: Cell<u32> = const { Cell::new(0) };
+    static CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Relcache callback: any change to model_prices (the trigger below sends
+/// the invalidation, to every backend, at commit; to this one at once) or a
+/// full reset makes the cached catalog stale. Only bumps a counter: it may
+/// run in the middle of anything.
+unsafe extern "C-unwind" fn prices_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid || relid.to_u32() == PRICES_OID.with(|o| o.get()) {
+        GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    }
+}
+
+fn load_catalog() -> Result<HashMap<String, Vec<Version>>> {
+    if !CALLBACK.with(|c| c.get()) {
+        let oid: Option<pg_sys::Oid> = read_one(
+            "SELECT 'usage_tracker.model_prices'::pg_catalog.regclass::pg_catalog.oid",
+            &[],
+        )?;
+        PRICES_OID.with(|o| o.set(oid.map(|o| o.to_u32()).unwrap_or(0)));
+        // SAFETY: registers a callback that only touches thread-locals;
+        // once per backend (the registration lasts as long as the backend).
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(prices_changed), pg_sys::Datum::from(0))
+        };
+        CALLBACK.with(|c| c.set(true));
+    }
+    let mut map: HashMap<String, Vec<Version>> = HashMap::new();
+    Spi::connect(|c| -> Result<()> {
+        let rows = c.select(
+            "SELECT p.model, p.price_id, p.provider, p.effective_from, p.input_usd_per_mtok::text, \
+             p.output_usd_per_mtok::text, p.cache_read_usd_per_mtok::text, \
+             p.cache_write_usd_per_mtok::text, p.reasoning_usd_per_mtok::text \
+             FROM usage_tracker.model_prices p ORDER BY p.model, p.effective_from DESC, p.price_id DESC",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let text = |i: usize| -> Result<Decimal> {
+                from_numeric_text(&row.get::<String>(i)?.unwrap_or_default())
+            };
+            let model = row.get::<String>(1)?.unwrap_or_default();
+            let from = row
+                .get::<pgrx::datum::TimestampWithTimeZone>(4)?
+                .map(|t| t.into_inner())
+                .unwrap_or(i64::MIN);
+            let v = Version {
+                effective_from: from,
+                price: Price {
+                    price_id: row.get::<i32>(2)?.unwrap_or_default(),
+                    provider: row.get::<String>(3)?.unwrap_or_default(),
+                    rates: Rates {
+                        input: text(5)?,
+                        output: text(6)?,
+                        cache_read: text(7)?,
+                        cache_write: text(8)?,
+                        reasoning: text(9)?,
+                    },
+                },
+            };
+            map.entry(model).or_default().push(v);
+        }
+        Ok(())
+    })?;
+    Ok(map)
+}
+
+/// The price in force for `model` at `at`: the version with the latest
+/// effective_from not after `at` (highest price_id among equals). With no
+/// provider given, the latest version across providers wins. Served from
+/// the per-backend copy of the catalog, reloaded after any change.
 pub fn price_at(
     model: &str,
     provider: Option<&str>,
     at: pgrx::datum::TimestampWithTimeZone,
 ) -> Result<Option<Price>> {
-    const SQL: &str = "SELECT p.price_id, p.provider, p.input_usd_per_mtok::text, \
-        p.output_usd_per_mtok::text, p.cache_read_usd_per_mtok::text, \
-        p.cache_write_usd_per_mtok::text, p.reasoning_usd_per_mtok::text \
-        FROM usage_tracker.model_prices p \
-        WHERE p.model = $1 AND ($2::text IS NULL OR p.provider = $2) AND p.effective_from <= $3 \
-        ORDER BY p.effective_from DESC, p.price_id DESC LIMIT 1";
-    Spi::connect(|c| {
-        let args = [model.into(), provider.into(), at.into()];
-        let p = plan(c, SQL, &args, false)?;
-        let t = c.select(&*p, Some(1), &args)?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let row = t.first();
-        let text = |i: usize| -> Result<Decimal> {
-            from_numeric_text(&row.get::<String>(i)?.unwrap_or_default())
-        };
-        Ok(Some(Price {
-            price_id: row.get::<i32>(1)?.unwrap_or_default(),
-            provider: row.get::<String>(2)?.unwrap_or_default(),
-            rates: Rates {
-                input: text(3)?,
-                output: text(4)?,
-                cache_read: text(5)?,
-                cache_write: text(6)?,
-                reasoning: text(7)?,
-            },
-        }))
-    })
+    let generation = GENERATION.with(|g| g.get());
+    let fresh = CATALOG.with(|c| matches!(&*c.borrow(), Some((g, _)) if *g == generation));
+    if !fresh {
+        let map = load_catalog()?;
+        // A change seen while loading leaves the copy stale for next time.
+        CATALOG.with(|c| *c.borrow_mut() = Some((generation, map)));
+    }
+    let at = at.into_inner();
+    Ok(CATALOG.with(|c| {
+        c.borrow().as_ref().and_then(|(_, map)| {
+            map.get(model)?
+                .iter()
+                .find(|v| v.effective_from <= at && provider.is_none_or(|p| v.price.provider == p))
+                .map(|v| v.price.clone())
+        })
+    }))
+}
+
+#[pg_schema]
+mod usage_tracker_private {
+    use pgrx::prelude::*;
+
+    use crate::errors::UsageError;
+
+    /// Statement trigger on model_prices: tells every backend (at commit)
+    /// and this one (at once) to drop its cached catalog.
+    #[pg_trigger]
+    fn model_prices_changed<'a>(
+        trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, UsageError> {
+        let relid = trigger
+            .relid()
+            .map_err(|e| UsageError::Internal(e.to_string()))?;
+        // SAFETY: queues a relcache invalidation for an existing relation,
+        // as ALTER TABLE does.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+        Ok(None)
+    }
 }
 
 fn rate_arg(name: &'static str, v: Option<AnyNumeric>) -> Result<Option<Decimal>> {
