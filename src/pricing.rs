@@ -121,11 +121,14 @@ struct Version {
     price: Price,
 }
 
+/// Price versions by model, newest first.
+type Catalog = HashMap<String, Vec<Version>>;
+
 thread_local! {
     /// The whole price catalog by model, newest version first (the catalog
     /// is small and read on every logged request), with the invalidation
     /// generation it was loaded at.
-    static CATALOG: RefCell<Option<(u64, HashMap<String, Vec<Version>>)>> = const { RefCell::new(None) };
+    static CATALOG: RefCell<Option<(u64, Catalog)>> = const { RefCell::new(None) };
     /// Bumped by the relcache callback when model_prices changes.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static PRICES_OID: Cell<u32> = const { Cell::new(0) };
@@ -142,7 +145,7 @@ unsafe extern "C-unwind" fn prices_changed(_arg: pg_sys::Datum, relid: pg_sys::O
     }
 }
 
-fn load_catalog() -> Result<HashMap<String, Vec<Version>>> {
+fn load_catalog() -> Result<Catalog> {
     if !CALLBACK.with(|c| c.get()) {
         let oid: Option<pg_sys::Oid> = read_one(
             "SELECT 'usage_tracker.model_prices'::pg_catalog.regclass::pg_catalog.oid",
@@ -156,7 +159,7 @@ fn load_catalog() -> Result<HashMap<String, Vec<Version>>> {
         };
         CALLBACK.with(|c| c.set(true));
     }
-    let mut map: HashMap<String, Vec<Version>> = HashMap::new();
+    let mut map = Catalog::new();
     Spi::connect(|c| -> Result<()> {
         let rows = c.select(
             "SELECT p.model, p.price_id, p.provider, p.effective_from, p.input_usd_per_mtok::text, \
