@@ -78,6 +78,10 @@ log "pg_dump / pg_restore"
 bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/dump.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/dump.log")"
 
+log "upgrade from every kept release"
+bash "$ROOT/tests/upgrade/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/upgrade.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/upgrade.log")"
+
 cluster_stop test
 
 log "crash and restart while clients write"
