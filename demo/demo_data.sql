@@ -14,6 +14,8 @@ INSERT INTO people VALUES
     ('erin',  '55555555-5555-4555-8555-555555555555', 'erin@solo.test',   NULL, NULL);
 
 SELECT usage_tracker.set_org_member(org, id, role) FROM people WHERE org IS NOT NULL;
+-- Acme's requests belong to a project (seed 003's cache analytics).
+SELECT usage_tracker.create_project('ac000000-0000-4000-8000-000000000001', 'Acme assistant', 'ac000000-0000-4000-8000-0000000000a1');
 
 -- 30 days of requests; busier on weekdays and in working hours.
 SELECT count(usage_tracker.log_ai_usage(
@@ -36,6 +38,8 @@ SELECT count(usage_tracker.log_ai_usage(
            p_occurred_at     => ts,
            p_cache_read_tokens => CASE WHEN h % 3 = 0 THEN h % 20000 ELSE 0 END,
            p_cached          => h % 10 = 0,
+           p_project_id      => CASE WHEN p.org = 'ac000000-0000-4000-8000-000000000001'
+                                     THEN 'ac000000-0000-4000-8000-0000000000a1'::uuid END,
            p_metadata        => jsonb_build_object('demo', true, 'feature', (ARRAY['summary','qa','export'])[1 + h % 3])))
   FROM (
         SELECT i, abs(hashint4(i)) AS h,

@@ -82,6 +82,15 @@ SELECT threshold_pct, spent_usd, amount_usd, coalesce(user_id::text, 'whole org'
   FROM usage_tracker.budget_alerts ORDER BY created_at, threshold_pct;
 SQL
 
+show "Acme assistant project: cache savings per day, last 7 days (seed 003, as alice)" <<'SQL'
+BEGIN; SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub":"11111111-1111-4111-8111-111111111111","role":"authenticated"}', true) \g /dev/null
+SELECT date, total_requests, cached_requests, cache_hit_rate, round(total_cost_usd, 4) AS cost_usd,
+       round(total_savings_usd, 4) AS savings_usd, avg_latency_ms, requests_by_provider
+  FROM usage_tracker.get_dashboard_stats('ac000000-0000-4000-8000-0000000000a1', 7);
+COMMIT;
+SQL
+
 show "Models logged without a price (zero cost until priced)" <<'SQL'
 SELECT * FROM usage_tracker.list_unknown_models();
 SQL

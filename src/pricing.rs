@@ -146,12 +146,14 @@ unsafe extern "C-unwind" fn prices_changed(_arg: pg_sys::Datum, relid: pg_sys::O
 }
 
 fn load_catalog() -> Result<Catalog> {
+    // Looked up at every load: DROP and CREATE EXTENSION in one session
+    // gives the table a new oid.
+    let oid: Option<pg_sys::Oid> = read_one(
+        "SELECT 'usage_tracker.model_prices'::pg_catalog.regclass::pg_catalog.oid",
+        &[],
+    )?;
+    PRICES_OID.with(|o| o.set(oid.map(|o| o.to_u32()).unwrap_or(0)));
     if !CALLBACK.with(|c| c.get()) {
-        let oid: Option<pg_sys::Oid> = read_one(
-            "SELECT 'usage_tracker.model_prices'::pg_catalog.regclass::pg_catalog.oid",
-            &[],
-        )?;
-        PRICES_OID.with(|o| o.set(oid.map(|o| o.to_u32()).unwrap_or(0)));
         // SAFETY: registers a callback that only touches thread-locals;
         // once per backend (the registration lasts as long as the backend).
         unsafe {
