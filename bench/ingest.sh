@@ -2,12 +2,15 @@
 # Benchmark: ingest throughput of log_ai_usage against seed 001's own
 # PL/pgSQL log_ai_usage and a bare INSERT into seed 001's table with its
 # indexes (loaded from ../shared/seeds), pgbench with 4 clients, same
-# settings, side by side in one run.
+# settings, side by side in one run: ROUNDS rounds, each measuring the three
+# in a rotating order, and the median of each (this machine's run-to-run
+# noise is about 10%).
 #
-#   bench/ingest.sh [seconds-per-measurement]
+#   bench/ingest.sh [seconds-per-measurement] [rounds]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-15}
+ROUNDS=${2:-3}
 PORT=55491
 OURS=ingest_ours
 SEED=ingest_seed001
@@ -52,12 +55,22 @@ tps() {  # tps DB SCRIPT
     "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -M prepared -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
         | awk '/^tps/ {print $3}'
 }
-ours=$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql")
-seed=$(tps "$SEED" "${RUN_DIR}/ingest-seed.sql")
-bare=$(tps "$SEED" "${RUN_DIR}/ingest-bare.sql")
+declare -a T_OURS T_SEED T_BARE
+for r in $(seq 1 "$ROUNDS"); do
+    for k in 0 1 2; do
+        case $(( (r + k) % 3 )) in
+            0) T_OURS+=("$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql")") ;;
+            1) T_SEED+=("$(tps "$SEED" "${RUN_DIR}/ingest-seed.sql")") ;;
+            2) T_BARE+=("$(tps "$SEED" "${RUN_DIR}/ingest-bare.sql")") ;;
+        esac
+    done
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ours=$(median "${T_OURS[@]}"); seed=$(median "${T_SEED[@]}"); bare=$(median "${T_BARE[@]}")
+log "rounds: ours ${T_OURS[*]}; seed ${T_SEED[*]}; bare ${T_BARE[*]}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 {
-    echo "| 4 clients, ${SECS}s | requests/s |"
+    echo "| 4 clients, ${SECS}s each, median of ${ROUNDS} rounds | requests/s |"
     echo "|---|---:|"
     echo "| usage_tracker.log_ai_usage | ${ours%.*} |"
     echo "| seed 001's log_ai_usage (PL/pgSQL) | ${seed%.*} |"

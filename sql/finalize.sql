@@ -29,6 +29,10 @@ BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname = 'usage_tracker_private'
+                -- The ingest path keeps only search_path: each setting is
+                -- set and restored on every call, and its statements are
+                -- simple inserts (generic plans anyway, never JIT).
+                AND p.proname <> 'log_ai_usage'
     LOOP
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET plan_cache_mode = force_generic_plan', f);
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET jit = off', f);
@@ -705,11 +709,15 @@ ALTER TABLE usage_tracker.plan_limits ENABLE ROW LEVEL SECURITY;
 CREATE POLICY plan_limits_select ON usage_tracker.plan_limits
     FOR SELECT TO authenticated, service_role USING (true);
 
--- Every backend keeps a copy of the price catalog (src/pricing.rs); any
--- change to it, however made, invalidates the copies.
+-- Every backend keeps a copy of the price catalog and of which
+-- organizations have budgets (src/relcache.rs); any change to them, however
+-- made, invalidates the copies.
 CREATE TRIGGER model_prices_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.model_prices
-    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.model_prices_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER budgets_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.budgets
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC or anon; reads for signed-in callers;

@@ -2,7 +2,7 @@
 //! exact costs from the price catalog and idempotency keys.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Duration;
 use pgrx::datum::TimestampWithTimeZone;
@@ -102,35 +102,53 @@ pub struct AiUsage {
     pub project_id: Option<Uuid>,
 }
 
-// Both inserts also say whether a budget covers the row, saving a query
-// on the common path (no budget).
-const INSERT_SQL: &str = "WITH ins AS (INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, project_id, created_at, customer_id, \
+const LOG_COLUMNS: &str = "org_id, user_id, project_id, created_at, customer_id, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
     latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
     input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
     total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
-    idempotency_key, metadata, total_tokens) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) RETURNING id) \
-    SELECT ins.id, EXISTS (SELECT 1 FROM usage_tracker.budgets b \
-                            WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2)) FROM ins";
+    idempotency_key, metadata, total_tokens";
 
-// Claims the key and inserts the row in one statement; no row comes back
-// when the key was already taken (by a committed or concurrent call).
-const INSERT_WITH_KEY_SQL: &str = "WITH k AS ( \
-      INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at) \
-      VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4) \
-      ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
-    , ins AS (INSERT INTO usage_tracker.ai_usage_log (id, org_id, user_id, project_id, created_at, customer_id, \
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-    latency_ms, tool_turns, price_id, cached, status, request_type, provider, model_used, \
-    input_cost_usd, output_cost_usd, cache_read_cost_usd, cache_write_cost_usd, reasoning_cost_usd, \
-    total_cost_usd, potential_cost_usd, user_email, customer_name, session_id, error_message, \
-    idempotency_key, metadata, total_tokens) \
-    SELECT k.log_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32 FROM k RETURNING id) \
-    SELECT ins.id, EXISTS (SELECT 1 FROM usage_tracker.budgets b \
-                            WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2)) FROM ins";
+const LOG_VALUES: &str =
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32";
+
+thread_local! {
+    // Insert statements per (month partition, with idempotency key), kept
+    // for the backend's life: a handful of months at most.
+    static INSERTS: RefCell<HashMap<(i32, bool), &'static str>> = RefCell::new(HashMap::new());
+}
+
+/// The insert for the month partition `key`. Rows go straight into their
+/// partition (log_ai_usage knows it: it just made sure it exists), which
+/// spares every call the partition routing of an insert into the parent;
+/// Postgres still checks the partition's bounds. With an idempotency key,
+/// the statement claims the key first; no row comes back when the key was
+/// already taken (by a committed or concurrent call).
+fn insert_sql(key: i32, with_key: bool) -> &'static str {
+    if let Some(sql) = INSERTS.with(|m| m.borrow().get(&(key, with_key)).copied()) {
+        return sql;
+    }
+    let part = partitions::partition_name(key);
+    let sql = if with_key {
+        format!(
+            "WITH k AS ( \
+               INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at) \
+               VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4) \
+               ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
+             INSERT INTO usage_tracker_private.{part} (id, {LOG_COLUMNS}) \
+             SELECT k.log_id, {LOG_VALUES} FROM k RETURNING id"
+        )
+    } else {
+        format!(
+            "INSERT INTO usage_tracker_private.{part} ({LOG_COLUMNS}) VALUES ({LOG_VALUES}) \
+             RETURNING id"
+        )
+    };
+    let sql: &'static str = Box::leak(sql.into_boxed_str());
+    INSERTS.with(|m| m.borrow_mut().insert((key, with_key), sql));
+    sql
+}
 
 pub fn log(u: AiUsage) -> Result<Uuid> {
     let who = caller()?;
@@ -282,21 +300,17 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         u.metadata.into(),
         (toks.input + toks.output + toks.cache_read + toks.cache_write + toks.reasoning).into(),
     ];
-    let sql = if u.idempotency_key.is_some() {
-        INSERT_WITH_KEY_SQL
-    } else {
-        INSERT_SQL
-    };
-    let inserted: Option<(Option<Uuid>, Option<bool>)> = Spi::connect_mut(|c| -> Result<_> {
+    let sql = insert_sql(partitions::month_key(&when), u.idempotency_key.is_some());
+    let inserted: Option<Uuid> = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
         let t = c.update(&*p, None, &args)?;
         if t.is_empty() {
             return Ok(None);
         }
-        Ok(Some(t.first().get_two::<Uuid, bool>()?))
+        Ok(t.first().get_one::<Uuid>()?)
     })?;
-    if let Some((Some(id), budgeted)) = inserted {
-        if budgeted == Some(true) {
+    if let Some(id) = inserted {
+        if !costs.total.is_zero() && crate::usage::budgets::org_has_budget(org_id)? {
             crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
         }
         return Ok(id);

@@ -20,6 +20,7 @@ mod membership;
 mod orgs;
 mod partitions;
 mod pricing;
+mod relcache;
 mod report_runs;
 mod retention;
 mod rollups;

@@ -1,6 +1,6 @@
 //! The model price catalog and exact cost math (rust_decimal, never floats).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -12,7 +12,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::{caller, org_read_scope, require_trusted};
-use crate::spi_util::read_one;
+use crate::relcache::Stamp;
 
 /// Largest token count accepted for one request: more is a bug upstream.
 pub const MAX_TOKENS: i64 = 1_000_000_000_000;
@@ -125,42 +125,12 @@ struct Version {
 type Catalog = HashMap<String, Vec<Version>>;
 
 thread_local! {
-    /// The whole price catalog by model, newest version first (the catalog
-    /// is small and read on every logged request), with the invalidation
-    /// generation it was loaded at.
-    static CATALOG: RefCell<Option<(u64, Catalog)>> = const { RefCell::new(None) };
-    /// Bumped by the relcache callback when model_prices changes.
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    static PRICES_OID: Cell<u32> = const { Cell::new(0) };
-    static CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Relcache callback: any change to model_prices (the trigger below sends
-/// the invalidation, to every backend, at commit; to this one at once) or a
-/// full reset makes the cached catalog stale. Only bumps a counter: it may
-/// run in the middle of anything.
-unsafe extern "C-unwind" fn prices_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if relid == pg_sys::InvalidOid || relid.to_u32() == PRICES_OID.with(|o| o.get()) {
-        GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-    }
+    /// The whole price catalog by model (it is small and read on every
+    /// logged request), with the stamp it was loaded at.
+    static CATALOG: RefCell<Option<(Stamp, Catalog)>> = const { RefCell::new(None) };
 }
 
 fn load_catalog() -> Result<Catalog> {
-    // Looked up at every load: DROP and CREATE EXTENSION in one session
-    // gives the table a new oid.
-    let oid: Option<pg_sys::Oid> = read_one(
-        "SELECT 'usage_tracker.model_prices'::pg_catalog.regclass::pg_catalog.oid",
-        &[],
-    )?;
-    PRICES_OID.with(|o| o.set(oid.map(|o| o.to_u32()).unwrap_or(0)));
-    if !CALLBACK.with(|c| c.get()) {
-        // SAFETY: registers a callback that only touches thread-locals;
-        // once per backend (the registration lasts as long as the backend).
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(Some(prices_changed), pg_sys::Datum::from(0))
-        };
-        CALLBACK.with(|c| c.set(true));
-    }
     let mut map = Catalog::new();
     Spi::connect(|c| -> Result<()> {
         let rows = c.select(
@@ -210,12 +180,12 @@ pub fn price_at(
     provider: Option<&str>,
     at: pgrx::datum::TimestampWithTimeZone,
 ) -> Result<Option<Price>> {
-    let generation = GENERATION.with(|g| g.get());
-    let fresh = CATALOG.with(|c| matches!(&*c.borrow(), Some((g, _)) if *g == generation));
+    let fresh = CATALOG.with(|c| matches!(&*c.borrow(), Some((stamp, _)) if stamp.is_current()));
     if !fresh {
+        // Stamped first: a change seen while loading leaves the copy stale.
+        let stamp = crate::relcache::stamp("usage_tracker.model_prices")?;
         let map = load_catalog()?;
-        // A change seen while loading leaves the copy stale for next time.
-        CATALOG.with(|c| *c.borrow_mut() = Some((generation, map)));
+        CATALOG.with(|c| *c.borrow_mut() = Some((stamp, map)));
     }
     let at = at.into_inner();
     Ok(CATALOG.with(|c| {
@@ -226,28 +196,6 @@ pub fn price_at(
                 .map(|v| v.price.clone())
         })
     }))
-}
-
-#[pg_schema]
-mod usage_tracker_private {
-    use pgrx::prelude::*;
-
-    use crate::errors::UsageError;
-
-    /// Statement trigger on model_prices: tells every backend (at commit)
-    /// and this one (at once) to drop its cached catalog.
-    #[pg_trigger]
-    fn model_prices_changed<'a>(
-        trigger: &'a pgrx::PgTrigger<'a>,
-    ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, UsageError> {
-        let relid = trigger
-            .relid()
-            .map_err(|e| UsageError::Internal(e.to_string()))?;
-        // SAFETY: queues a relcache invalidation for an existing relation,
-        // as ALTER TABLE does.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-        Ok(None)
-    }
 }
 
 fn rate_arg(name: &'static str, v: Option<AnyNumeric>) -> Result<Option<Decimal>> {

@@ -2,6 +2,8 @@
 //! cost of logged AI usage; each threshold alerts once per period through
 //! an outbox table and pg_notify.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use pgrx::datum::TimestampWithTimeZone;
@@ -15,11 +17,46 @@ use crate::identity::{caller, require_trusted, Caller};
 use crate::orgs::{billing_period, context, period_bounds, to_pg_date};
 use crate::partitions::txn_now;
 use crate::pricing::to_numeric;
+use crate::relcache::Stamp;
 use crate::spi_util::{plan, read_one, write_one};
 
 /// The pg_notify channel of budget alerts.
 pub const ALERT_CHANNEL: &str = "usage_tracker_budget_alerts";
 pub const MAX_BUDGET_USD: i64 = 1_000_000_000_000;
+
+thread_local! {
+    /// The organizations that have a budget (any), with the stamp they were
+    /// read at: logging checks it instead of querying budgets every time.
+    static BUDGETED_ORGS: RefCell<Option<(Stamp, HashSet<Uuid>)>> = const { RefCell::new(None) };
+}
+
+/// Whether `org` has any budget (so a logged cost may count against one).
+pub fn org_has_budget(org: Uuid) -> Result<bool> {
+    let fresh =
+        BUDGETED_ORGS.with(|c| matches!(&*c.borrow(), Some((stamp, _)) if stamp.is_current()));
+    if !fresh {
+        let stamp = crate::relcache::stamp("usage_tracker.budgets")?;
+        let orgs = Spi::connect(|c| -> Result<HashSet<Uuid>> {
+            let mut set = HashSet::new();
+            for row in c.select(
+                "SELECT DISTINCT b.org_id FROM usage_tracker.budgets b",
+                None,
+                &[],
+            )? {
+                if let Some(o) = row.get::<Uuid>(1)? {
+                    set.insert(o);
+                }
+            }
+            Ok(set)
+        })?;
+        BUDGETED_ORGS.with(|c| *c.borrow_mut() = Some((stamp, orgs)));
+    }
+    Ok(BUDGETED_ORGS.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|(_, set)| set.contains(&org))
+    }))
+}
 
 struct Budget {
     id: Uuid,
