@@ -18,6 +18,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
 use crate::errors::{Result, UsageError};
+use crate::relcache::Stamp;
 use crate::spi_util::read_one;
 
 /// Microseconds between the Unix epoch and Postgres' epoch (2000-01-01).
@@ -69,20 +70,53 @@ pub fn partition_name(key: i32) -> String {
 }
 
 thread_local! {
-    static KNOWN: RefCell<HashSet<i32>> = RefCell::new(HashSet::new());
+    /// Months known to have a partition, valid while the log's relcache
+    /// entry is: attaching, detaching or dropping a partition (retention,
+    /// another session's maintenance) and DROP EXTENSION all invalidate it.
+    static KNOWN: RefCell<Option<(Stamp, HashSet<i32>)>> = const { RefCell::new(None) };
 }
 
-/// Makes sure the month of `t` has a partition. Cheap after the first call
-/// per backend and month.
+/// Makes sure the month of `t` has a partition, and takes the log's own
+/// writer lock. Rows go straight into their partition, which does not lock
+/// the parent; the rollup fold waits for the parent's lockers
+/// (src/rollups.rs) to know every row numbered before it looked is
+/// committed or gone, so every writer must hold this lock before it draws
+/// its ingest_seq. Cheap after the first call per backend and month (a
+/// fast-path lock).
 pub fn ensure_for(t: &DateTime<Utc>) -> Result<()> {
+    ensure_partition(t)?;
+    let oid = KNOWN.with(|k| k.borrow().as_ref().map(|(stamp, _)| stamp.oid()));
+    let oid = oid.ok_or_else(|| UsageError::Internal("log relation".into()))?;
+    // SAFETY: locks an existing relation (its oid was just looked up or is
+    // still valid per the relcache) in the mode an INSERT into it takes.
+    unsafe { pg_sys::LockRelationOid(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
+    Ok(())
+}
+
+fn ensure_partition(t: &DateTime<Utc>) -> Result<()> {
     let key = month_key(t);
-    if KNOWN.with(|k| k.borrow().contains(&key)) {
+    let known = KNOWN.with(
+        |k| matches!(&*k.borrow(), Some((stamp, set)) if stamp.is_current() && set.contains(&key)),
+    );
+    if known {
         return Ok(());
+    }
+    if !KNOWN.with(|k| {
+        k.borrow()
+            .as_ref()
+            .is_some_and(|(stamp, _)| stamp.is_current())
+    }) {
+        let stamp = crate::relcache::stamp("usage_tracker.ai_usage_log")?;
+        KNOWN.with(|k| *k.borrow_mut() = Some((stamp, HashSet::new())));
     }
     // A partition created by this transaction is not remembered: if the
     // transaction rolls back it is gone, and the next call checks again.
     if !ensure_month(key)? {
-        KNOWN.with(|k| k.borrow_mut().insert(key));
+        KNOWN.with(|k| {
+            if let Some((_, set)) = k.borrow_mut().as_mut() {
+                set.insert(key);
+            }
+        });
     }
     Ok(())
 }

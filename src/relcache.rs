@@ -51,6 +51,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The stamped relation's oid.
+    pub fn oid(&self) -> pg_sys::Oid {
+        pg_sys::Oid::from(self.oid)
+    }
+
     /// Whether nothing invalidated the relation since this stamp.
     pub fn is_current(&self) -> bool {
         let generation = GENERATIONS.with(|g| g.borrow().get(&self.oid).copied().unwrap_or(0));

@@ -3,7 +3,9 @@
 //! The log is append-only and every row carries an `ingest_seq` from a
 //! sequence. A fold reads the sequence's position, then waits until every
 //! transaction that was writing to the log has ended (WaitForLockers: a
-//! writer takes its lock on the log before it draws a number, so any row
+//! writer takes its lock on the log's parent table before it draws a number
+//! — log_ai_usage inserts straight into a partition, so it takes that lock
+//! explicitly, see partitions::ensure_for — so any row
 //! numbered at or below the position is then committed or gone), and adds
 //! the rows between the last fold and that position to every rollup in one
 //! statement — no row lost, none counted twice, and writers never wait for

@@ -85,4 +85,12 @@ SQL
         fail "${from}: the upgraded catalog differs from a fresh ${current} install"
     fi
 done
+# One session that logs, reinstalls the extension and logs again: its
+# per-backend copies (partitions known to exist, prices, budgets) follow.
+again=$(q -d ut_fresh -tA -c "SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_input_tokens => 1000000) IS NOT NULL" \
+    -c "DROP EXTENSION usage_tracker" -c "CREATE EXTENSION usage_tracker" \
+    -c "SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_input_tokens => 1000000) IS NOT NULL" \
+    -c "SELECT count(*) || ' ' || sum(total_cost_usd) FROM usage_tracker.ai_usage_log" 2>&1 | tr '\n' ' ')
+[ "$again" = "t t 1 3 " ] && ok "DROP and CREATE EXTENSION in one session: logging keeps working" \
+    || fail "logging after reinstalling in the same session: ${again}"
 q -d postgres -c "DROP DATABASE ut_upgrade WITH (FORCE)" -c "DROP DATABASE ut_fresh WITH (FORCE)"
