@@ -425,9 +425,24 @@ fn rebuild_changed(
     Ok(n.unwrap_or(0) as i64)
 }
 
-fn recost_guard(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
-    let (s, e) = crate::orgs::date_range(from, to, ("p_from", "p_to"))?;
-    Ok((crate::orgs::to_pg_date(s)?, crate::orgs::to_pg_date(e)?))
+/// Runs a backfill or reprice statement (its summary, and the first and
+/// last time of the rows it changed), then rebuilds the rollup days those
+/// rows fall in unless it was a dry run.
+fn run_recost(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>], dry: bool) -> Result<JsonB> {
+    let (summary, lo, hi) = Spi::connect_mut(|c| -> Result<_> {
+        let t = c.update(sql, Some(1), args)?;
+        let r = t.first();
+        Ok((
+            r.get::<JsonB>(1)?,
+            r.get::<TimestampWithTimeZone>(2)?,
+            r.get::<TimestampWithTimeZone>(3)?,
+        ))
+    })?;
+    let days = if dry { 0 } else { rebuild_changed(lo, hi)? };
+    let mut out = summary.map(|j| j.0).unwrap_or(json!({}));
+    out["dry_run"] = json!(dry);
+    out["rollup_days_rebuilt"] = json!(days);
+    Ok(JsonB(out))
 }
 
 fn backfill(
@@ -437,7 +452,7 @@ fn backfill(
     dry_run: Option<bool>,
 ) -> Result<JsonB> {
     require_trusted("backfill_potential_cost")?;
-    let (from, to) = recost_guard(from, to)?;
+    let (from, to) = crate::rollups::range(from, to)?;
     check_prices(&prices)?;
     let dry = dry_run.unwrap_or(false);
     crate::rollups::lock()?;
@@ -455,30 +470,17 @@ fn backfill(
                 (SELECT min(u.created_at) FROM upd u), (SELECT max(u.created_at) FROM upd u) \
            FROM todo t"
     );
-    let (summary, lo, hi) = Spi::connect_mut(|c| -> Result<_> {
-        let t = c.update(
-            &sql,
-            Some(1),
-            &[
-                from.into(),
-                to.into(),
-                prices.into(),
-                Option::<String>::None.into(),
-                dry.into(),
-            ],
-        )?;
-        let r = t.first();
-        Ok((
-            r.get::<JsonB>(1)?,
-            r.get::<TimestampWithTimeZone>(2)?,
-            r.get::<TimestampWithTimeZone>(3)?,
-        ))
-    })?;
-    let days = if dry { 0 } else { rebuild_changed(lo, hi)? };
-    let mut out = summary.map(|j| j.0).unwrap_or(json!({}));
-    out["dry_run"] = json!(dry);
-    out["rollup_days_rebuilt"] = json!(days);
-    Ok(JsonB(out))
+    run_recost(
+        &sql,
+        &[
+            from.into(),
+            to.into(),
+            prices.into(),
+            Option::<String>::None.into(),
+            dry.into(),
+        ],
+        dry,
+    )
 }
 
 /// Fills potential_cost_usd where it is zero (rows logged before it was
@@ -509,7 +511,7 @@ fn reprice(
     dry_run: Option<bool>,
 ) -> Result<JsonB> {
     require_trusted("reprice_ai_usage")?;
-    let (from, to) = recost_guard(from, to)?;
+    let (from, to) = crate::rollups::range(from, to)?;
     let dry = dry_run.unwrap_or(true);
     crate::rollups::lock()?;
     let sql = format!(
@@ -534,30 +536,17 @@ fn reprice(
                 (SELECT min(u.created_at) FROM upd u), (SELECT max(u.created_at) FROM upd u) \
            FROM todo t"
     );
-    let (summary, lo, hi) = Spi::connect_mut(|c| -> Result<_> {
-        let t = c.update(
-            &sql,
-            Some(1),
-            &[
-                from.into(),
-                to.into(),
-                Option::<JsonB>::None.into(),
-                model.into(),
-                dry.into(),
-            ],
-        )?;
-        let r = t.first();
-        Ok((
-            r.get::<JsonB>(1)?,
-            r.get::<TimestampWithTimeZone>(2)?,
-            r.get::<TimestampWithTimeZone>(3)?,
-        ))
-    })?;
-    let days = if dry { 0 } else { rebuild_changed(lo, hi)? };
-    let mut out = summary.map(|j| j.0).unwrap_or(json!({}));
-    out["dry_run"] = json!(dry);
-    out["rollup_days_rebuilt"] = json!(days);
-    Ok(JsonB(out))
+    run_recost(
+        &sql,
+        &[
+            from.into(),
+            to.into(),
+            Option::<JsonB>::None.into(),
+            model.into(),
+            dry.into(),
+        ],
+        dry,
+    )
 }
 
 /// Recomputes the costs of logged rows from the price catalog (after a
@@ -616,7 +605,7 @@ SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.hour, g.o
 fn rollup_gaps(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
     at_boundary((|| {
         require_trusted("rollup_gaps")?;
-        let (from, to) = recost_guard(p_from, p_to)?;
+        let (from, to) = crate::rollups::range(p_from, p_to)?;
         let j: Option<JsonB> = read_one(GAPS_SQL, &[from.into(), to.into()])?;
         Ok(j.unwrap_or(JsonB(json!([]))))
     })())

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
 use crate::partitions::{month_key, partition_name, to_utc};
-use crate::spi_util::{read_one, write_one};
+use crate::spi_util::{delete_count, read_one, write_one};
 
 const RELATIONS: [&str; 7] = [
     "ai_usage_log",
@@ -63,13 +63,12 @@ pub fn apply() -> Result<Value> {
                 dropped.push(name);
             }
         }
-        let keys: Option<i64> = write_one(
-            "WITH d AS (DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE created_at < $1 RETURNING 1) \
-             SELECT count(*) FROM d",
+        let keys = delete_count(
+            "DELETE FROM usage_tracker_private.ai_usage_idempotency WHERE created_at < $1",
             &[cut.into()],
         )?;
         out.insert("log_partitions_dropped".into(), json!(dropped));
-        out.insert("idempotency_keys_deleted".into(), json!(keys.unwrap_or(0)));
+        out.insert("idempotency_keys_deleted".into(), json!(keys));
     }
     if let Some(cut) = cutoff("ai_usage_hourly")? {
         out.insert(
@@ -90,11 +89,7 @@ pub fn apply() -> Result<Value> {
         ("report_runs", "DELETE FROM usage_tracker.report_runs WHERE status <> 'running' AND completed_at < $1"),
     ] {
         if let Some(cut) = cutoff(relation)? {
-            let n: Option<i64> = Spi::connect_mut(|c| -> Result<Option<i64>> {
-                let t = c.update(&format!("WITH d AS ({sql} RETURNING 1) SELECT count(*) FROM d"), Some(1), &[cut.into()])?;
-                crate::spi_util::first(t)
-            })?;
-            out.insert(format!("{relation}_deleted"), json!(n.unwrap_or(0)));
+            out.insert(format!("{relation}_deleted"), json!(delete_count(sql, &[cut.into()])?));
         }
     }
     Ok(Value::Object(out))

@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::errors::{at_boundary, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
 use crate::orgs::to_pg_date;
-use crate::spi_util::{read_one, write_one};
+use crate::spi_util::{delete_count, read_one, write_one};
 
 pub const FOLD_LOCK: (i32, i32) = (0x7574, -1);
 pub const PROGRESS: &str = "ai_usage";
@@ -318,7 +318,8 @@ pub fn fold() -> Result<serde_json::Value> {
     Ok(json!({ "rows_folded": folded, "folded_through": to }))
 }
 
-fn range(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
+/// A validated range of UTC days from (p_from, p_to).
+pub fn range(from: Option<Date>, to: Option<Date>) -> Result<(Date, Date)> {
     let (s, e) = crate::orgs::date_range(from, to, ("p_from", "p_to"))?;
     Ok((to_pg_date(s)?, to_pg_date(e)?))
 }
@@ -441,27 +442,19 @@ pub fn rebuild_days(from: Date, to: Date) -> Result<(i64, i64)> {
             ),
         ] {
             let cmp = if col == "day" { "<=" } else { "<" };
-            let n: Option<i64> = Spi::connect_mut(|c| {
-                let t = c.update(
-                    &format!(
-                        "WITH d AS (DELETE FROM usage_tracker.{table} WHERE {col} >= {lo} AND {col} {cmp} {hi} RETURNING 1) \
-                         SELECT count(*) FROM d"
-                    ),
-                    Some(1),
-                    &[from.into(), to.into()],
-                )?;
-                crate::spi_util::first(t)
-            })?;
-            deleted += n.unwrap_or(0);
+            deleted += delete_count(
+                &format!(
+                    "DELETE FROM usage_tracker.{table} WHERE {col} >= {lo} AND {col} {cmp} {hi}"
+                ),
+                &[from.into(), to.into()],
+            )?;
         }
     }
-    let n: Option<i64> = write_one(
-        "WITH d AS (DELETE FROM usage_tracker.ai_usage_customer_users \
-          WHERE last_at >= ($1::timestamp AT TIME ZONE 'UTC') AND last_at < (($2 + 1)::timestamp AT TIME ZONE 'UTC') RETURNING 1) \
-         SELECT count(*) FROM d",
+    deleted += delete_count(
+        "DELETE FROM usage_tracker.ai_usage_customer_users \
+          WHERE last_at >= ($1::timestamp AT TIME ZONE 'UTC') AND last_at < (($2 + 1)::timestamp AT TIME ZONE 'UTC')",
         &[from.into(), to.into()],
     )?;
-    deleted += n.unwrap_or(0);
     let refolded = run_fold(0, through, (Some(from), Some(to)), kept)?;
     Ok((deleted, refolded))
 }
@@ -508,19 +501,13 @@ pub fn trim_hourly(cut: TimestampWithTimeZone) -> Result<i64> {
     }
     let mut n = 0i64;
     for f in FAMILIES.iter() {
-        let d: Option<i64> = Spi::connect_mut(|c| {
-            let t = c.update(
-                &format!(
-                    "WITH d AS (DELETE FROM usage_tracker.{} WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC') RETURNING 1) \
-                     SELECT count(*) FROM d",
-                    f.hourly
-                ),
-                Some(1),
-                &[cut.into()],
-            )?;
-            crate::spi_util::first(t)
-        })?;
-        n += d.unwrap_or(0);
+        n += delete_count(
+            &format!(
+                "DELETE FROM usage_tracker.{} WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
+                f.hourly
+            ),
+            &[cut.into()],
+        )?;
     }
     write_one::<bool>(
         "UPDATE usage_tracker_private.rollup_progress SET hourly_kept_from = pg_catalog.date_trunc('hour', $1, 'UTC') \
@@ -535,19 +522,13 @@ pub fn trim_daily(cut: TimestampWithTimeZone) -> Result<i64> {
     lock()?;
     let mut n = 0i64;
     for f in FAMILIES.iter() {
-        let d: Option<i64> = Spi::connect_mut(|c| {
-            let t = c.update(
-                &format!(
-                    "WITH d AS (DELETE FROM usage_tracker.{} WHERE day < ($1 AT TIME ZONE 'UTC')::date RETURNING 1) \
-                     SELECT count(*) FROM d",
-                    f.daily
-                ),
-                Some(1),
-                &[cut.into()],
-            )?;
-            crate::spi_util::first(t)
-        })?;
-        n += d.unwrap_or(0);
+        n += delete_count(
+            &format!(
+                "DELETE FROM usage_tracker.{} WHERE day < ($1 AT TIME ZONE 'UTC')::date",
+                f.daily
+            ),
+            &[cut.into()],
+        )?;
     }
     Ok(n)
 }

@@ -68,3 +68,17 @@ pub fn write_one<A: FromDatum + IntoDatum>(
         first(c.update(&*p, None, args)?)
     })
 }
+
+/// Runs `DELETE ...` (a statement built from constant names, values only as
+/// `$n`) and returns how many rows it deleted.
+pub fn delete_count(delete: &str, args: &[DatumWithOid<'_>]) -> Result<i64> {
+    let n: Option<i64> = Spi::connect_mut(|c| {
+        let t = c.update(
+            &format!("WITH d AS ({delete} RETURNING 1) SELECT count(*) FROM d"),
+            Some(1),
+            args,
+        )?;
+        first(t)
+    })?;
+    Ok(n.unwrap_or(0))
+}
