@@ -2,7 +2,7 @@
 -- dashboard (exact before and after maintenance), backfill of potential
 -- costs, repricing and the gap report; bad input writes nothing.
 BEGIN;
-SELECT plan(52);
+SELECT plan(57);
 
 INSERT INTO usage_tracker.org_members (org_id, user_id, role)
 VALUES (test_helpers.id('org_r'), test_helpers.id('user_a'), 'member'),
@@ -168,6 +168,18 @@ SELECT usage_tracker.run_maintenance();
 DELETE FROM usage_tracker.ai_usage_hourly WHERE hour = date_trunc('hour', now()) - interval '5 hours';
 SELECT is((SELECT jsonb_agg(g ->> 'state') FROM jsonb_array_elements(usage_tracker.rollup_gaps(current_date - 10, current_date)) g),
     '["missing"]'::jsonb, 'a lost hour is reported missing');
+
+-- Repricing and the gap report: service_role only, bad ranges refused.
+SELECT throws_ok($$ SELECT usage_tracker.reprice_ai_usage(current_date, current_date - 1) $$, '22023', NULL, 'reprice: reversed range');
+SELECT throws_ok($$ SELECT usage_tracker.rollup_gaps(NULL, current_date) $$, '22004', NULL, 'gap report: NULL start');
+SELECT test_helpers.login_as('admin_1');
+SELECT throws_ok($$ SELECT usage_tracker.reprice_ai_usage(current_date - 1, current_date, NULL, false) $$, '42501', NULL,
+    'reprice: not for org admins');
+SELECT throws_ok($$ SELECT usage_tracker.rollup_gaps(current_date - 1, current_date) $$, '42501', NULL, 'gap report: not for org admins');
+SELECT test_helpers.logout();
+SELECT is((SELECT count(*) FROM usage_tracker.ai_usage_log WHERE model_used = 'gpt-4o' AND project_id IS NOT NULL
+            AND total_cost_usd <> (input_tokens * 10 + output_tokens * 30 + cache_write_tokens * 10) / 1000000.0
+            AND NOT cached), 0::bigint, 'the refused calls changed nothing');
 
 SELECT * FROM finish();
 ROLLBACK;
