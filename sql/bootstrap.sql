@@ -28,8 +28,10 @@ CREATE SCHEMA usage_tracker_private;
 COMMENT ON SCHEMA usage_tracker_private IS
     'usage_tracker internals: SECURITY DEFINER bodies behind the public wrappers, idempotency keys and log partitions; do not expose through PostgREST';
 
-REVOKE ALL ON SCHEMA usage_tracker FROM PUBLIC;
-REVOKE ALL ON SCHEMA usage_tracker_private FROM PUBLIC;
+-- From every role the extension knows (a database's default privileges may
+-- have granted CREATE on new schemas), then exactly USAGE.
+REVOKE ALL ON SCHEMA usage_tracker FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON SCHEMA usage_tracker_private FROM PUBLIC, anon, authenticated, service_role;
 GRANT USAGE ON SCHEMA usage_tracker TO authenticated, service_role;
 -- The public wrappers run as the caller and call the definer bodies here.
 GRANT USAGE ON SCHEMA usage_tracker_private TO authenticated, service_role;
@@ -247,6 +249,7 @@ CREATE TABLE usage_tracker_private.ai_usage_idempotency (
     user_id         uuid        NOT NULL,
     created_at      timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    payload_digest  bytea,
     CONSTRAINT ai_usage_idempotency_pkey PRIMARY KEY (org_id, idempotency_key)
 );
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ENABLE ROW LEVEL SECURITY;
@@ -258,3 +261,4 @@ COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.log_id IS 'ai_usage
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.user_id IS 'User of the first call with this key';
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.created_at IS 'created_at of the logged row (drives retention)';
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.recorded_at IS 'When the key was first seen';
+COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';

@@ -156,7 +156,14 @@ RETURNS jsonb
 LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.run_maintenance() $$;
 COMMENT ON FUNCTION usage_tracker.run_maintenance IS
-    'All periodic work (service_role, owner or pg_cron): creates log partitions ahead. Safe to call any time, concurrently.';
+    'All periodic work (service_role, owner or pg_cron): creates log partitions ahead, expires reservations and stuck report runs, folds the rollups, applies retention. Each step succeeds or fails on its own (ok, errors in the result). Safe to call any time, concurrently.';
+
+CREATE FUNCTION usage_tracker.limits()
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.limits() $$;
+COMMENT ON FUNCTION usage_tracker.limits IS
+    'The documented limits of the API: largest tokens, quantities, prices and budgets, text lengths, day ranges, and the size and depth of each jsonb argument.';
 
 ------------------------------------------------------------------------------
 -- Organizations, plans and limits
@@ -261,11 +268,11 @@ AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_an
 COMMENT ON FUNCTION usage_tracker.usage_month_over_month IS 'Seed 000 analysis 3: monthly totals with the previous month and the change in percent.';
 
 CREATE FUNCTION usage_tracker.usage_compare_organizations(p_start_date date, p_end_date date, p_type text DEFAULT NULL)
-RETURNS TABLE (org_id uuid, type text, count bigint, share_pct numeric, rank bigint)
+RETURNS TABLE (org_id uuid, type text, count numeric, share_pct numeric, rank bigint)
 LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT * FROM pg_catalog.jsonb_to_recordset(usage_tracker_private.usage_compare_organizations($1, $2, $3))
-      AS a (org_id uuid, type text, count bigint, share_pct numeric, rank bigint) $$;
-COMMENT ON FUNCTION usage_tracker.usage_compare_organizations IS 'Seed 000 analysis 4: usage across organizations, with share and rank (service_role only).';
+      AS a (org_id uuid, type text, count numeric, share_pct numeric, rank bigint) $$;
+COMMENT ON FUNCTION usage_tracker.usage_compare_organizations IS 'Seed 000 analysis 4: usage across organizations, with share and rank (service_role only). Counts are numeric: one organization''s total past bigint cannot break the comparison for the others.';
 
 CREATE FUNCTION usage_tracker.usage_hourly_pattern(p_org_id uuid, p_start_date date, p_end_date date)
 RETURNS TABLE (hour_of_day integer, type text, events bigint, count bigint)
@@ -416,7 +423,7 @@ COMMENT ON FUNCTION usage_tracker.mark_alert_delivered IS
 ------------------------------------------------------------------------------
 CREATE FUNCTION usage_tracker.start_report_run(p_user_id uuid, p_repository_id uuid DEFAULT NULL,
         p_report_configuration_id uuid DEFAULT NULL, p_configuration_snapshot jsonb DEFAULT NULL,
-        p_org_id uuid DEFAULT NULL, p_enforce_limit boolean DEFAULT false, p_monthly_limit integer DEFAULT 50)
+        p_org_id uuid DEFAULT NULL, p_enforce_limit boolean DEFAULT NULL, p_monthly_limit integer DEFAULT NULL)
 RETURNS uuid LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -433,7 +440,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION usage_tracker.start_report_run IS
-    'Starts a report run (status running) and returns its id. With p_enforce_limit, starts only while the user has fewer than p_monthly_limit running or successful runs this billing period, atomically; otherwise raises PT429 (HTTP 429 through PostgREST).';
+    'Starts a report run (status running) in p_org_id (default: the user''s personal organization) and returns its id. Users are always held to their plan''s report_runs_per_user (running and successful runs this billing period; p_monthly_limit may only lower it), atomically; at the limit it raises PT429 (HTTP 429 through PostgREST). service_role chooses: p_enforce_limit (default false) and p_monthly_limit (default the plan''s).';
 
 CREATE FUNCTION usage_tracker.update_report_run(p_run_id uuid, p_commits_processed integer DEFAULT NULL,
         p_commit_range_from text DEFAULT NULL, p_commit_range_to text DEFAULT NULL, p_tokens_used bigint DEFAULT NULL,
@@ -481,13 +488,13 @@ CREATE FUNCTION usage_tracker.get_monthly_usage(p_user_id uuid, p_org_id uuid DE
 RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.get_monthly_usage($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.get_monthly_usage IS
-    'Seed 004''s monthly usage of a user for the current billing period: total, successful and failed runs, tokens, cost, last run.';
+    'Seed 004''s monthly usage of a user for the current billing period of p_org_id (default: the user''s personal organization): total, successful and failed runs, tokens, cost, last run. Yourself, or a member of an organization you administer.';
 
-CREATE FUNCTION usage_tracker.check_monthly_usage_limit(p_user_id uuid, p_limit integer DEFAULT 50, p_org_id uuid DEFAULT NULL)
+CREATE FUNCTION usage_tracker.check_monthly_usage_limit(p_user_id uuid, p_limit integer DEFAULT NULL, p_org_id uuid DEFAULT NULL)
 RETURNS boolean LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.check_monthly_usage_limit($1, $2, $3) $$;
 COMMENT ON FUNCTION usage_tracker.check_monthly_usage_limit IS
-    'Seed 004: true while the user has fewer than p_limit successful runs this billing period (UTC calendar month by default).';
+    'Seed 004: true while the user has fewer than p_limit (default: the plan''s report_runs_per_user, 50 on the shipped plans) successful runs this billing period, in p_org_id (default: the user''s personal organization). Yourself, or a member of an organization you administer.';
 
 CREATE FUNCTION usage_tracker.set_retention(p_relation text, p_keep interval)
 RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -723,9 +730,13 @@ CREATE TRIGGER budgets_changed
 -- Privileges: nothing for PUBLIC or anon; reads for signed-in callers;
 -- writes only through the functions.
 ------------------------------------------------------------------------------
-REVOKE ALL ON ALL TABLES IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon;
+-- From every role the extension knows, whatever a database's default
+-- privileges granted at creation (ALTER DEFAULT PRIVILEGES ... TO
+-- authenticated would otherwise give TRUNCATE on the log): then grant
+-- exactly what the design says.
+REVOKE ALL ON ALL TABLES IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA usage_tracker, usage_tracker_private FROM PUBLIC, anon, authenticated, service_role;
 
 GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.model_prices, usage_tracker.request_types,
@@ -747,7 +758,7 @@ DO $grants$
 DECLARE
     f regprocedure;
     -- Callable by signed-in users (each checks what the caller may do).
-    user_fns text[] := ARRAY['uid', 'log_ai_usage', 'get_ai_usage_dashboard', 'get_user_ai_usage',
+    user_fns text[] := ARRAY['uid', 'limits', 'log_ai_usage', 'get_ai_usage_dashboard', 'get_user_ai_usage',
                              'get_ai_cost_summary', 'list_unknown_models', 'pre_request',
                              'increment_organization_usage', 'get_usage_count', 'get_message_count',
                              'get_reasoning_count', 'get_usage_counts', 'get_organization_usage_summary',

@@ -7,6 +7,8 @@
 --   ai_usage_customer_users                             the last request of each (customer, user) pair
 -- Reads add the raw rows past rollup_progress.folded_through, so they are
 -- exact whether or not maintenance ran.
+-- Token and latency sums are numeric: a bigint sum of one organization's
+-- busy day could overflow and make the shared fold fail for every tenant.
 CREATE TABLE usage_tracker_private.rollup_progress (
     rollup           text        NOT NULL,
     folded_through   bigint      NOT NULL DEFAULT 0,
@@ -29,14 +31,14 @@ CREATE TABLE usage_tracker.ai_usage_hourly (
     project_id             uuid,
     cached                 boolean     NOT NULL,
     requests               bigint      NOT NULL,
-    input_tokens           bigint      NOT NULL,
-    output_tokens          bigint      NOT NULL,
-    cache_read_tokens      bigint      NOT NULL,
-    cache_write_tokens     bigint      NOT NULL,
-    reasoning_tokens       bigint      NOT NULL,
-    total_tokens           bigint      NOT NULL,
+    input_tokens           numeric     NOT NULL,
+    output_tokens          numeric     NOT NULL,
+    cache_read_tokens      numeric     NOT NULL,
+    cache_write_tokens     numeric     NOT NULL,
+    reasoning_tokens       numeric     NOT NULL,
+    total_tokens           numeric     NOT NULL,
     latency_count          bigint      NOT NULL,
-    latency_sum            bigint      NOT NULL,
+    latency_sum            numeric     NOT NULL,
     last_at                timestamptz NOT NULL,
     status                 text        NOT NULL,
     request_type           text        NOT NULL,
@@ -68,11 +70,11 @@ CREATE TABLE usage_tracker.ai_usage_user_hourly (
     hour            timestamptz NOT NULL,
     user_id         uuid        NOT NULL,
     requests        bigint      NOT NULL,
-    input_tokens    bigint      NOT NULL,
-    output_tokens   bigint      NOT NULL,
-    total_tokens    bigint      NOT NULL,
+    input_tokens    numeric     NOT NULL,
+    output_tokens   numeric     NOT NULL,
+    total_tokens    numeric     NOT NULL,
     latency_count   bigint      NOT NULL,
-    latency_sum     bigint      NOT NULL,
+    latency_sum     numeric     NOT NULL,
     last_at         timestamptz NOT NULL,
     status          text        NOT NULL,
     request_type    text        NOT NULL,
@@ -99,7 +101,7 @@ CREATE TABLE usage_tracker.ai_usage_customer_hourly (
     hour           timestamptz NOT NULL,
     customer_id    bigint      NOT NULL,
     requests       bigint      NOT NULL,
-    total_tokens   bigint      NOT NULL,
+    total_tokens   numeric     NOT NULL,
     customer_name  text,
     total_cost_usd numeric     NOT NULL,
     CONSTRAINT ai_usage_customer_hourly_key UNIQUE NULLS NOT DISTINCT (org_id, hour, customer_id, customer_name)

@@ -42,6 +42,7 @@ CREATE TABLE usage_tracker.limit_definitions (
     period      text        NOT NULL DEFAULT 'billing_period',
     shipped     boolean     NOT NULL DEFAULT false,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    per_user    boolean     NOT NULL DEFAULT false,
     CONSTRAINT limit_definitions_pkey PRIMARY KEY (limit_key),
     CONSTRAINT limit_definitions_name_check CHECK (limit_key ~ '^[a-z][a-z0-9_]{0,62}$'),
     CONSTRAINT limit_definitions_types_check CHECK (pg_catalog.cardinality(event_types) BETWEEN 1 AND 32),
@@ -55,6 +56,7 @@ COMMENT ON COLUMN usage_tracker.limit_definitions.unit IS 'Unit shown with the l
 COMMENT ON COLUMN usage_tracker.limit_definitions.period IS 'billing_period (resets every period) or total (never resets)';
 COMMENT ON COLUMN usage_tracker.limit_definitions.shipped IS 'True for the definitions installed with the extension';
 COMMENT ON COLUMN usage_tracker.limit_definitions.created_at IS 'When the definition was added';
+COMMENT ON COLUMN usage_tracker.limit_definitions.per_user IS 'True for a limit per user rather than per organization (report_runs_per_user, enforced by start_report_run); quota checks skip it';
 
 INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped) VALUES
     ('csv_uploads',      '{csv_upload}',                        'uploads',  'billing_period', true),
@@ -63,6 +65,10 @@ INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, perio
     ('chat_messages',    '{chat_message}',                      'messages', 'billing_period', true),
     ('ai_tokens',        '{ai_tokens_input,ai_tokens_output}',  'tokens',   'billing_period', true),
     ('mapping_profiles', '{mapping_profile_created}',           'profiles', 'total',          true);
+-- Seed 004's monthly report run limit, per user: start_report_run holds
+-- users to it (the seed's default of 50 on every shipped plan).
+INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped, per_user) VALUES
+    ('report_runs_per_user', '{report_run}', 'runs', 'billing_period', true, true);
 
 CREATE TABLE usage_tracker.plans (
     plan        text        NOT NULL,
@@ -117,7 +123,8 @@ SELECT p.plan, l.limit_key, l.max_quantity, true
         ('pilot', 'csv_uploads', 50), ('pilot', 'csv_rows', 50000), ('pilot', 'analyses', 100),
         ('pilot', 'chat_messages', 500), ('pilot', 'ai_tokens', 1000000), ('pilot', 'mapping_profiles', 20),
         ('subscription', 'csv_uploads', -1), ('subscription', 'csv_rows', -1), ('subscription', 'analyses', -1),
-        ('subscription', 'chat_messages', -1), ('subscription', 'ai_tokens', -1), ('subscription', 'mapping_profiles', -1)
+        ('subscription', 'chat_messages', -1), ('subscription', 'ai_tokens', -1), ('subscription', 'mapping_profiles', -1),
+        ('trial', 'report_runs_per_user', 50), ('pilot', 'report_runs_per_user', 50), ('subscription', 'report_runs_per_user', 50)
        ) AS l (plan, limit_key, max_quantity)
   JOIN usage_tracker.plans p ON p.plan = l.plan;
 

@@ -7,50 +7,22 @@ use std::collections::{HashMap, HashSet};
 use chrono::Duration;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::{JsonB, Uuid};
+use pgrx::Uuid;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::{authorize_write, caller, Caller};
+use crate::jsonb::Jsonb;
+use crate::limits;
 use crate::partitions;
-use crate::pricing::{compute_costs, price_at, to_numeric, valid_provider, Tokens, MAX_TOKENS};
+use crate::pricing::{compute_costs, price_at, to_numeric, Costs, Tokens};
 use crate::spi_util::{plan, read_one};
+use crate::validate::{self, check_len, required};
 
 /// How far a user's p_occurred_at may be from now (clock skew); further in
 /// the past is a backfill, which only trusted callers may do.
-pub const CLOCK_SKEW: Duration = Duration::minutes(5);
-pub const MAX_LATENCY_MS: i32 = 86_400_000;
-pub const MAX_TOOL_TURNS: i32 = 100_000;
-pub const MAX_METADATA_BYTES: usize = 65_536;
-pub const MAX_IDEMPOTENCY_KEY: usize = 200;
-
-/// Text arguments and their maximum length in characters.
-const MAX_EMAIL: usize = 320;
-const MAX_CUSTOMER_NAME: usize = 500;
-const MAX_SESSION_ID: usize = 200;
-const MAX_ERROR_MESSAGE: usize = 10_000;
-const MAX_MODEL: usize = 200;
-
-pub fn check_len(name: &'static str, v: &Option<String>, max: usize) -> Result<()> {
-    match v {
-        Some(s) if s.chars().count() > max => Err(UsageError::TooLong { name, max }),
-        _ => Ok(()),
-    }
-}
-
-fn tokens(name: &'static str, v: Option<i64>) -> Result<i64> {
-    let v = v.unwrap_or(0);
-    if !(0..=MAX_TOKENS).contains(&v) {
-        return Err(UsageError::out_of_range(
-            name,
-            format!("{v} is not between 0 and {MAX_TOKENS}"),
-        ));
-    }
-    Ok(v)
-}
-
-pub fn valid_idempotency_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
+pub const CLOCK_SKEW: Duration = Duration::seconds(limits::CLOCK_SKEW_SECONDS);
 
 thread_local! {
     // Request types are only ever added, so a hit stays valid; a miss is re-checked.
@@ -76,6 +48,7 @@ pub fn check_request_type(t: &str) -> Result<()> {
 }
 
 /// Everything log_ai_usage accepts, after defaults.
+#[derive(Clone, Default)]
 pub struct AiUsage {
     pub user_id: Option<Uuid>,
     pub user_email: Option<String>,
@@ -98,8 +71,16 @@ pub struct AiUsage {
     pub cache_write_tokens: Option<i64>,
     pub reasoning_tokens: Option<i64>,
     pub cached: Option<bool>,
-    pub metadata: Option<JsonB>,
+    pub metadata: Option<Jsonb>,
     pub project_id: Option<Uuid>,
+}
+
+/// What only the extension itself may set on a logged request.
+#[derive(Clone, Copy, Default)]
+pub struct Internal {
+    /// The request's total cost as a trusted caller gave it (a report run
+    /// marked successful with p_cost_usd), instead of the catalog's.
+    pub cost_override: Option<Decimal>,
 }
 
 const LOG_COLUMNS: &str = "org_id, user_id, project_id, created_at, customer_id, \
@@ -123,8 +104,9 @@ thread_local! {
 /// partition (log_ai_usage knows it: it just made sure it exists), which
 /// spares every call the partition routing of an insert into the parent;
 /// Postgres still checks the partition's bounds. With an idempotency key,
-/// the statement claims the key first; no row comes back when the key was
-/// already taken (by a committed or concurrent call).
+/// the statement claims the key first (with the payload's digest, $33); no
+/// row comes back when the key was already taken (by a committed or
+/// concurrent call).
 fn insert_sql(key: i32, with_key: bool) -> &'static str {
     if let Some(sql) = INSERTS.with(|m| m.borrow().get(&(key, with_key)).copied()) {
         return sql;
@@ -133,8 +115,8 @@ fn insert_sql(key: i32, with_key: bool) -> &'static str {
     let sql = if with_key {
         format!(
             "WITH k AS ( \
-               INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at) \
-               VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4) \
+               INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at, payload_digest) \
+               VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4, $33) \
                ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
              INSERT INTO usage_tracker_private.{part} (id, {LOG_COLUMNS}) \
              SELECT k.log_id, {LOG_VALUES} FROM k RETURNING id"
@@ -150,16 +132,125 @@ fn insert_sql(key: i32, with_key: bool) -> &'static str {
     sql
 }
 
+/// A digest of what the caller sent (not server defaults such as now()):
+/// a retry with the same key must send the same request.
+fn payload_digest(u: &AiUsage, org: Uuid, user: Uuid) -> Vec<u8> {
+    let mut h = Sha256::new();
+    let mut field = |tag: u8, bytes: Option<&[u8]>| {
+        h.update([tag]);
+        match bytes {
+            None => h.update([0u8]),
+            Some(b) => {
+                h.update([1u8]);
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+        }
+    };
+    let int = |v: Option<i64>| v.map(|n| n.to_le_bytes());
+    let text = |v: &Option<String>| v.as_ref().map(|s| s.as_bytes().to_vec());
+    field(1, Some(user.as_bytes()));
+    field(2, Some(org.as_bytes()));
+    field(3, text(&u.user_email).as_deref());
+    field(4, int(u.customer_id).as_ref().map(|b| &b[..]));
+    field(5, text(&u.customer_name).as_deref());
+    field(6, text(&u.request_type).as_deref());
+    field(7, text(&u.session_id).as_deref());
+    field(8, int(u.input_tokens).as_ref().map(|b| &b[..]));
+    field(9, int(u.output_tokens).as_ref().map(|b| &b[..]));
+    field(10, text(&u.model_used).as_deref());
+    field(11, int(u.latency_ms.map(i64::from)).as_ref().map(|b| &b[..]));
+    field(12, int(u.tool_turns.map(i64::from)).as_ref().map(|b| &b[..]));
+    field(13, text(&u.status).as_deref());
+    field(14, text(&u.error_message).as_deref());
+    let at: Option<i64> = u.occurred_at.map(|t| t.into_inner());
+    field(15, int(at).as_ref().map(|b| &b[..]));
+    field(16, text(&u.provider).as_deref());
+    field(17, int(u.cache_read_tokens).as_ref().map(|b| &b[..]));
+    field(18, int(u.cache_write_tokens).as_ref().map(|b| &b[..]));
+    field(19, int(u.reasoning_tokens).as_ref().map(|b| &b[..]));
+    field(20, u.cached.map(|c| [c as u8]).as_ref().map(|b| &b[..]));
+    field(21, u.metadata.as_ref().map(|m| m.bytes()));
+    field(22, u.project_id.as_ref().map(|p| &p.as_bytes()[..]));
+    h.finalize()[..16].to_vec()
+}
+
+/// The first call of an idempotency key: its row id, user and digest.
+fn first_use(org: Uuid, key: &str) -> Result<Option<(Uuid, Uuid, Option<Vec<u8>>)>> {
+    Spi::connect(|c| -> Result<_> {
+        let args = [org.into(), key.into()];
+        let p = plan(
+            c,
+            "SELECT k.log_id, k.user_id, k.payload_digest FROM usage_tracker_private.ai_usage_idempotency k \
+             WHERE k.org_id = $1 AND k.idempotency_key = $2",
+            &args,
+            false,
+        )?;
+        let t = c.select(&*p, Some(1), &args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        match (r.get::<Uuid>(1)?, r.get::<Uuid>(2)?) {
+            (Some(id), Some(user)) => Ok(Some((id, user, r.get::<Vec<u8>>(3)?))),
+            _ => Err(UsageError::Internal("idempotency row without ids".into())),
+        }
+    })
+}
+
+/// A retry: the first call's id when it was the same user and request
+/// (keys recorded before digests were kept match any payload); 23505
+/// otherwise.
+fn replay(first: (Uuid, Uuid, Option<Vec<u8>>), user: Uuid, digest: &[u8]) -> Result<Uuid> {
+    let (id, owner, stored) = first;
+    if owner != user {
+        return Err(UsageError::Conflict(
+            "idempotency key already used by another user of this organization".into(),
+        ));
+    }
+    match stored {
+        Some(d) if d != digest => Err(UsageError::Conflict(
+            "idempotency key already used for a different request (same key, different payload); use a new key"
+                .into(),
+        )),
+        _ => Ok(id),
+    }
+}
+
+/// Costs with a total given by a trusted caller, split between input and
+/// output as the catalog's costs are (all input when the catalog has none).
+fn override_costs(catalog: &Costs, total: Decimal) -> Costs {
+    let input = if catalog.total.is_zero() {
+        total
+    } else {
+        (total * catalog.input / catalog.total).round_dp(12)
+    };
+    Costs {
+        input,
+        output: total - input,
+        total,
+        potential: total,
+        ..Costs::default()
+    }
+}
+
 pub fn log(u: AiUsage) -> Result<Uuid> {
+    log_with(u, Internal::default())
+}
+
+pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
     let who = caller()?;
 
+    // Who and where, before anything else: a caller who may not write here
+    // learns nothing from how the rest of the arguments would be judged.
+    let user_id = required("p_user_id", u.user_id)?;
+    let org_id = u.org_id.unwrap_or(user_id);
+    authorize_write(who, user_id, org_id)?;
+
     // Required values and enumerations.
-    let user_id = u.user_id.ok_or(UsageError::NullValue("p_user_id"))?;
-    let request_type = u
-        .request_type
-        .ok_or(UsageError::NullValue("p_request_type"))?;
-    let status = u.status.ok_or(UsageError::NullValue("p_status"))?;
-    let model = u.model_used.ok_or(UsageError::NullValue("p_model_used"))?;
+    let request_type = required("p_request_type", u.request_type.clone())?;
+    let status = required("p_status", u.status.clone())?;
+    let model = required("p_model_used", u.model_used.clone())?;
     if status != "success" && status != "error" {
         return Err(UsageError::invalid(
             "p_status",
@@ -169,56 +260,34 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
     if model.is_empty() {
         return Err(UsageError::invalid("p_model_used", "must not be empty"));
     }
-    check_len("p_model_used", &Some(model.clone()), MAX_MODEL)?;
+    check_len("p_model_used", &u.model_used, limits::MAX_MODEL)?;
 
     // Numbers.
     let toks = Tokens {
-        input: tokens("p_input_tokens", u.input_tokens)?,
-        output: tokens("p_output_tokens", u.output_tokens)?,
-        cache_read: tokens("p_cache_read_tokens", u.cache_read_tokens)?,
-        cache_write: tokens("p_cache_write_tokens", u.cache_write_tokens)?,
-        reasoning: tokens("p_reasoning_tokens", u.reasoning_tokens)?,
+        input: validate::tokens("p_input_tokens", u.input_tokens)?,
+        output: validate::tokens("p_output_tokens", u.output_tokens)?,
+        cache_read: validate::tokens("p_cache_read_tokens", u.cache_read_tokens)?,
+        cache_write: validate::tokens("p_cache_write_tokens", u.cache_write_tokens)?,
+        reasoning: validate::tokens("p_reasoning_tokens", u.reasoning_tokens)?,
     };
     if let Some(l) = u.latency_ms {
-        if !(0..=MAX_LATENCY_MS).contains(&l) {
-            return Err(UsageError::out_of_range(
-                "p_latency_ms",
-                format!("{l} is not between 0 and {MAX_LATENCY_MS}"),
-            ));
-        }
+        validate::in_range("p_latency_ms", l, 0, limits::MAX_LATENCY_MS)?;
     }
-    let tool_turns = u.tool_turns.unwrap_or(0);
-    if !(0..=MAX_TOOL_TURNS).contains(&tool_turns) {
-        return Err(UsageError::out_of_range(
-            "p_tool_turns",
-            format!("{tool_turns} is not between 0 and {MAX_TOOL_TURNS}"),
-        ));
-    }
+    let tool_turns = validate::in_range(
+        "p_tool_turns",
+        u.tool_turns.unwrap_or(0),
+        0,
+        limits::MAX_TOOL_TURNS,
+    )?;
 
-    // Text.
-    check_len("p_user_email", &u.user_email, MAX_EMAIL)?;
-    check_len("p_customer_name", &u.customer_name, MAX_CUSTOMER_NAME)?;
-    check_len("p_session_id", &u.session_id, MAX_SESSION_ID)?;
-    check_len("p_error_message", &u.error_message, MAX_ERROR_MESSAGE)?;
-    if let Some(p) = &u.provider {
-        if !valid_provider(p) {
-            return Err(UsageError::invalid(
-                "p_provider",
-                "use lower case letters, digits, '.', '_' or '-' (at most 64)",
-            ));
-        }
-    }
-    if let Some(k) = &u.idempotency_key {
-        if !valid_idempotency_key(k) {
-            return Err(UsageError::invalid(
-                "p_idempotency_key",
-                format!(
-                    "must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"
-                ),
-            ));
-        }
-    }
-    crate::usage::check_metadata(&u.metadata)?;
+    // Text and JSON.
+    check_len("p_user_email", &u.user_email, limits::MAX_EMAIL)?;
+    check_len("p_customer_name", &u.customer_name, limits::MAX_CUSTOMER_NAME)?;
+    check_len("p_session_id", &u.session_id, limits::MAX_SESSION_ID)?;
+    check_len("p_error_message", &u.error_message, limits::MAX_ERROR_MESSAGE)?;
+    validate::provider("p_provider", &u.provider)?;
+    validate::idempotency_key("p_idempotency_key", &u.idempotency_key)?;
+    validate::metadata("p_metadata", &u.metadata)?;
     check_request_type(&request_type)?;
 
     // When it happened.
@@ -229,12 +298,8 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
     if when > now + CLOCK_SKEW {
         return Err(UsageError::invalid("p_occurred_at", "is in the future"));
     }
-
-    // Who and where.
-    let org_id = u.org_id.unwrap_or(user_id);
-    authorize_write(who, user_id, org_id)?;
     if let Some(project) = u.project_id {
-        crate::cache_analytics::check_project(org_id, project)?;
+        crate::projects::check_in_org(org_id, project)?;
     }
     if when < now - CLOCK_SKEW {
         if who != Caller::Trusted {
@@ -253,20 +318,44 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         }
     }
 
+    // A retry returns the first call's id before anything is written.
+    let digest = match &u.idempotency_key {
+        Some(k) => {
+            let digest = payload_digest(&u, org_id, user_id);
+            if let Some(first) = first_use(org_id, k)? {
+                return replay(first, user_id, &digest);
+            }
+            Some(digest)
+        }
+        None => None,
+    };
+
     // Exact cost from the price in force at that time.
     let price = price_at(&model, u.provider.as_deref(), created_at)?;
-    let costs = compute_costs(
+    let mut costs = compute_costs(
         &toks,
         price.as_ref().map(|p| &p.rates),
         u.cached.unwrap_or(false),
     )?;
+    if let Some(total) = internal.cost_override {
+        costs = override_costs(&costs, total);
+    }
     let provider = u
         .provider
+        .clone()
         .or_else(|| price.as_ref().map(|p| p.provider.clone()));
 
     partitions::ensure_for(&when)?;
 
-    let args = [
+    let total_tokens = [
+        toks.output,
+        toks.cache_read,
+        toks.cache_write,
+        toks.reasoning,
+    ]
+    .iter()
+    .try_fold(toks.input, |a, b| validate::add("total_tokens", a, *b))?;
+    let mut args = vec![
         org_id.into(),
         user_id.into(),
         u.project_id.into(),
@@ -298,9 +387,12 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         u.error_message.into(),
         u.idempotency_key.clone().into(),
         u.metadata.into(),
-        (toks.input + toks.output + toks.cache_read + toks.cache_write + toks.reasoning).into(),
+        total_tokens.into(),
     ];
-    let sql = insert_sql(partitions::month_key(&when), u.idempotency_key.is_some());
+    if let Some(d) = &digest {
+        args.push(d.clone().into());
+    }
+    let sql = insert_sql(partitions::month_key(&when), digest.is_some());
     let inserted: Option<Uuid> = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
         let t = c.update(&*p, None, &args)?;
@@ -316,28 +408,10 @@ pub fn log(u: AiUsage) -> Result<Uuid> {
         return Ok(id);
     }
 
-    // The key was used before: the first call's row stands.
+    // A concurrent call with the same key committed first.
     let key = u.idempotency_key.unwrap_or_default();
-    let first: Option<(Option<Uuid>, Option<Uuid>)> = Spi::connect(|c| -> Result<_> {
-        let args = [org_id.into(), key.as_str().into()];
-        let p = plan(
-            c,
-            "SELECT k.log_id, k.user_id FROM usage_tracker_private.ai_usage_idempotency k \
-             WHERE k.org_id = $1 AND k.idempotency_key = $2",
-            &args,
-            false,
-        )?;
-        let t = c.select(&*p, Some(1), &args)?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(t.first().get_two::<Uuid, Uuid>()?))
-    })?;
-    match first {
-        Some((Some(log_id), Some(owner))) if owner == user_id => Ok(log_id),
-        Some(_) => Err(UsageError::Conflict(
-            "idempotency key already used by another user of this organization".into(),
-        )),
+    match first_use(org_id, &key)? {
+        Some(first) => replay(first, user_id, digest.as_deref().unwrap_or_default()),
         None => Err(UsageError::Internal("idempotency key vanished".into())),
     }
 }
@@ -375,10 +449,10 @@ fn log_ai_usage(
     p_cache_write_tokens: Option<i64>,
     p_reasoning_tokens: Option<i64>,
     p_cached: Option<bool>,
-    p_metadata: Option<JsonB>,
+    p_metadata: Option<Jsonb>,
     p_project_id: Option<Uuid>,
 ) -> PgResult<Uuid> {
-    at_boundary(log(AiUsage {
+    guarded(|| log(AiUsage {
         user_id: p_user_id,
         user_email: p_user_email,
         customer_id: p_customer_id,
@@ -408,13 +482,13 @@ fn log_ai_usage(
 fn add_request_type_impl(name: Option<String>, description: Option<String>) -> Result<bool> {
     crate::identity::require_trusted("add_request_type")?;
     let name = name.ok_or(UsageError::NullValue("p_request_type"))?;
-    if !crate::orgs::valid_name(&name) {
+    if !validate::valid_name(&name) {
         return Err(UsageError::invalid(
             "p_request_type",
             "use lower case letters, digits and _, starting with a letter (at most 63)",
         ));
     }
-    check_len("p_description", &description, 1000)?;
+    check_len("p_description", &description, limits::MAX_DESCRIPTION)?;
     let added: Option<bool> = crate::spi_util::write_one(
         "INSERT INTO usage_tracker.request_types (request_type, description) VALUES ($1, $2) \
          ON CONFLICT (request_type) DO NOTHING RETURNING true",
@@ -436,21 +510,13 @@ fn add_request_type(
     p_request_type: Option<String>,
     p_description: Option<String>,
 ) -> PgResult<bool> {
-    at_boundary(add_request_type_impl(p_request_type, p_description))
+    guarded(|| add_request_type_impl(p_request_type, p_description))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
     use super::*;
-
-    #[pg_test]
-    fn idempotency_key_rules() {
-        assert!(valid_idempotency_key("req_01H8X-abc:1"));
-        for bad in ["", "has space", "tab\t", "é", &"x".repeat(201)] {
-            assert!(!valid_idempotency_key(bad), "{bad:?}");
-        }
-    }
 
     #[pg_test]
     fn logs_with_exact_cost_and_price_id() {

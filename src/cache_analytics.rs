@@ -12,96 +12,11 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::{caller, require_trusted};
-use crate::spi_util::{read_one, write_one};
-use crate::usage::{authorize_admin, authorize_member};
-
-const MAX_PROJECT_NAME: usize = 200;
-
-/// The organization of a project, or 22023.
-fn project_org(project: Option<Uuid>) -> Result<Uuid> {
-    let project = project.ok_or(UsageError::NullValue("p_project_id"))?;
-    let org: Option<Uuid> = read_one(
-        "SELECT p.org_id FROM usage_tracker.projects p WHERE p.id = $1",
-        &[project.into()],
-    )?;
-    org.ok_or_else(|| UsageError::invalid("p_project_id", "no such project"))
-}
-
-/// Checks that `project` exists in `org` (log_ai_usage's p_project_id).
-pub fn check_project(org: Uuid, project: Uuid) -> Result<()> {
-    let ok: Option<bool> = read_one(
-        "SELECT true FROM usage_tracker.projects p WHERE p.org_id = $1 AND p.id = $2",
-        &[org.into(), project.into()],
-    )?;
-    match ok {
-        Some(true) => Ok(()),
-        _ => Err(UsageError::invalid(
-            "p_project_id",
-            "no such project in this organization (create_project)",
-        )),
-    }
-}
-
-fn create(org: Option<Uuid>, name: Option<String>, id: Option<Uuid>) -> Result<Uuid> {
-    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
-    let name = name.ok_or(UsageError::NullValue("p_name"))?;
-    authorize_admin(caller()?, org)?;
-    if name.trim().is_empty() {
-        return Err(UsageError::invalid("p_name", "must not be blank"));
-    }
-    crate::ai_log::check_len("p_name", &Some(name.clone()), MAX_PROJECT_NAME)?;
-    let id: Option<Uuid> = write_one(
-        "INSERT INTO usage_tracker.projects (org_id, id, name) \
-         VALUES ($1, coalesce($2, pg_catalog.gen_random_uuid()), $3) ON CONFLICT DO NOTHING RETURNING id",
-        &[org.into(), id.into(), name.into()],
-    )?;
-    id.ok_or_else(|| UsageError::Conflict("a project with this id already exists".into()))
-}
-
-/// Creates a project in an organization (its admins, service_role);
-/// returns its id.
-#[pg_extern(
-    security_definer,
-    volatile,
-    parallel_unsafe,
-    schema = "usage_tracker_private",
-    name = "create_project"
-)]
-#[search_path(pg_catalog, pg_temp)]
-fn create_project(
-    p_org_id: Option<Uuid>,
-    p_name: Option<String>,
-    p_project_id: Option<Uuid>,
-) -> PgResult<Uuid> {
-    at_boundary(create(p_org_id, p_name, p_project_id))
-}
-
-fn list(org: Option<Uuid>) -> Result<JsonB> {
-    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
-    authorize_member(caller()?, org)?;
-    let j: Option<JsonB> = read_one(
-        "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', p.id, 'name', p.name, \
-                'created_at', p.created_at) ORDER BY p.name, p.id), '[]'::jsonb) \
-           FROM usage_tracker.projects p WHERE p.org_id = $1",
-        &[org.into()],
-    )?;
-    Ok(j.unwrap_or(JsonB(json!([]))))
-}
-
-/// The projects of an organization (its members).
-#[pg_extern(
-    security_definer,
-    stable,
-    parallel_unsafe,
-    schema = "usage_tracker_private",
-    name = "list_projects"
-)]
-#[search_path(pg_catalog, pg_temp)]
-fn list_projects(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    at_boundary(list(p_org_id))
-}
+use crate::spi_util::read_one;
+use crate::identity::authorize_admin;
+use crate::projects::org_of as project_org;
 
 /// Seed 003's bucket fields for one project, per UTC hour or day, between
 /// $3 and $4: rollup rows, raw rows not folded yet, and — hourly — raw rows
@@ -270,7 +185,7 @@ fn aggregate_usage_hourly(
     p_project_id: Option<Uuid>,
     p_hour_start: Option<TimestampWithTimeZone>,
 ) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         let at = finite_ts(p_hour_start, "p_hour_start")?;
         let b = bucket(
             "SELECT pg_catalog.date_trunc('hour', $1, 'UTC'), pg_catalog.date_trunc('hour', $1, 'UTC') + interval '1 hour'",
@@ -291,7 +206,7 @@ fn aggregate_usage_hourly(
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn aggregate_usage_daily(p_project_id: Option<Uuid>, p_date: Option<Date>) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         let d = p_date.ok_or(UsageError::NullValue("p_date"))?;
         if !d.is_finite() {
             return Err(UsageError::invalid("p_date", "must be a finite date"));
@@ -329,7 +244,7 @@ fn dashboard(project: Option<Uuid>, days: Option<i32>) -> Result<JsonB> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_dashboard_stats(p_project_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<JsonB> {
-    at_boundary(dashboard(p_project_id, p_days))
+    guarded(|| dashboard(p_project_id, p_days))
 }
 
 /// Validates p_prices: {"model": {"input_usd_per_mtok": n, "output_usd_per_mtok": n}}.
@@ -501,7 +416,7 @@ fn backfill_potential_cost(
     p_prices: Option<JsonB>,
     p_dry_run: Option<bool>,
 ) -> PgResult<JsonB> {
-    at_boundary(backfill(p_from, p_to, p_prices, p_dry_run))
+    guarded(|| backfill(p_from, p_to, p_prices, p_dry_run))
 }
 
 fn reprice(
@@ -567,7 +482,7 @@ fn reprice_ai_usage(
     p_model: Option<String>,
     p_dry_run: Option<bool>,
 ) -> PgResult<JsonB> {
-    at_boundary(reprice(p_from, p_to, p_model, p_dry_run))
+    guarded(|| reprice(p_from, p_to, p_model, p_dry_run))
 }
 
 /// Hours with raw rows whose hourly rollup disagrees: `not_folded_yet`
@@ -603,7 +518,7 @@ SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.hour, g.o
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn rollup_gaps(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         require_trusted("rollup_gaps")?;
         let (from, to) = crate::rollups::range(p_from, p_to)?;
         let j: Option<JsonB> = read_one(GAPS_SQL, &[from.into(), to.into()])?;

@@ -9,7 +9,7 @@
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::{caller, org_read_scope, user_read_scope, Scope};
 
 pub const MAX_DAYS: i32 = 3660;
@@ -475,7 +475,7 @@ SELECT jsonb_build_object(
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_ai_usage_dashboard(p_days: Option<i32>, p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         let who = caller()?;
         let days = check_days(p_days)?;
         let scope = org_read_scope(who, p_org_id)?;
@@ -494,7 +494,7 @@ fn get_ai_usage_dashboard(p_days: Option<i32>, p_org_id: Option<Uuid>) -> PgResu
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_user_ai_usage(p_user_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         let who = caller()?;
         let target = p_user_id.ok_or(UsageError::NullValue("p_user_id"))?;
         let days = check_days(p_days)?;
@@ -514,7 +514,7 @@ fn get_user_ai_usage(p_user_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<J
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_ai_cost_summary(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    at_boundary((|| {
+    guarded(|| (|| {
         let scope = org_read_scope(caller()?, p_org_id)?;
         run_json(&cost_summary_sql(&scope), &scope, None)
     })())

@@ -1,7 +1,10 @@
-//! One error type for the extension, each variant with an explicit SQLSTATE.
+//! One error type for the extension, each variant with an explicit SQLSTATE,
+//! and the boundary every SQL-callable body runs behind ([`guarded`]).
 
-use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::PgSqlErrorCode;
+use std::panic::AssertUnwindSafe;
+
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::{PgLogLevel, PgSqlErrorCode, PgTryBuilder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
@@ -14,7 +17,8 @@ pub enum UsageError {
     /// 22004: a required argument was NULL.
     #[error("{0} must not be null")]
     NullValue(&'static str),
-    /// 22003: a number outside its documented range.
+    /// 22003: a number outside its documented range, or a total that cannot
+    /// be represented.
     #[error("{name} is out of range: {detail}")]
     OutOfRange { name: &'static str, detail: String },
     /// 22023: a value that is not one of the allowed ones.
@@ -30,7 +34,13 @@ pub enum UsageError {
     /// 23505: the request conflicts with existing data.
     #[error("{0}")]
     Conflict(String),
-    /// XX000: a bug; never expected.
+    /// 54000: a request bigger than the documented maximum (e.g. a batch).
+    #[error("{name} is too large: {detail}")]
+    TooLarge { name: &'static str, detail: String },
+    /// 25006: a write in a read-only transaction.
+    #[error("cannot write in a read-only transaction")]
+    ReadOnly,
+    /// XX000: a bug; never expected. The text goes to the server log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -50,6 +60,8 @@ impl UsageError {
             UsageError::TooLong { .. } => ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
             UsageError::Conflict(_) => ERRCODE_UNIQUE_VIOLATION,
             UsageError::NotOpen(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            UsageError::TooLarge { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            UsageError::ReadOnly => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             UsageError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -71,6 +83,11 @@ impl UsageError {
     pub fn forbidden(detail: impl Into<String>) -> Self {
         UsageError::Forbidden(detail.into())
     }
+
+    /// A total that does not fit its type: refused rather than wrapped.
+    pub fn overflow(name: &'static str) -> Self {
+        UsageError::out_of_range(name, "the total cannot be represented")
+    }
 }
 
 impl From<pgrx::spi::Error> for UsageError {
@@ -79,9 +96,17 @@ impl From<pgrx::spi::Error> for UsageError {
     }
 }
 
+/// The message a client sees for an error that is a bug.
+const INTERNAL_MESSAGE: &str =
+    "usage_tracker: internal error (the server log has the details; please report it)";
+
 impl From<UsageError> for ErrorReport {
     #[track_caller]
     fn from(e: UsageError) -> Self {
+        if let UsageError::Internal(text) = &e {
+            log_server_only(&format!("usage_tracker internal error: {text}"));
+            return ErrorReport::new(e.sqlstate(), INTERNAL_MESSAGE, "usage_tracker");
+        }
         ErrorReport::new(e.sqlstate(), e.to_string(), "usage_tracker")
     }
 }
@@ -89,7 +114,91 @@ impl From<UsageError> for ErrorReport {
 /// Result type of every `#[pg_extern]`: errors reach the client with their SQLSTATE.
 pub type PgResult<T> = std::result::Result<T, ErrorReport>;
 
-/// Converts a domain result at the SQL boundary.
-pub fn at_boundary<T>(r: Result<T>) -> PgResult<T> {
-    r.map_err(ErrorReport::from)
+/// Writes to the server log, never to the client (whatever its
+/// client_min_messages says).
+pub fn log_server_only(text: &str) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        text.to_string(),
+        "usage_tracker",
+    )
+    .report(PgLogLevel::LOG_SERVER_ONLY);
+}
+
+/// Errors a client should see as PostgreSQL raised them (message included):
+/// retryable conflicts, cancellation, resource limits and read-only
+/// transactions carry no internals and tell the caller what to do.
+fn passes_through(code: PgSqlErrorCode) -> bool {
+    use PgSqlErrorCode::*;
+    matches!(
+        code,
+        ERRCODE_T_R_SERIALIZATION_FAILURE
+            | ERRCODE_T_R_DEADLOCK_DETECTED
+            | ERRCODE_QUERY_CANCELED
+            | ERRCODE_LOCK_NOT_AVAILABLE
+            | ERRCODE_READ_ONLY_SQL_TRANSACTION
+            | ERRCODE_ADMIN_SHUTDOWN
+            | ERRCODE_OUT_OF_MEMORY
+            | ERRCODE_DISK_FULL
+            | ERRCODE_TOO_MANY_CONNECTIONS
+            | ERRCODE_INSUFFICIENT_RESOURCES
+            | ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
+            | ERRCODE_IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+    )
+}
+
+/// What a client sees for an error PostgreSQL raised inside a body (from an
+/// SPI statement): its SQLSTATE and a clear message, never the statement,
+/// its detail (key values of internal tables) or a Rust backtrace — those
+/// go to the server log.
+fn client_report(e: CaughtError) -> ErrorReport {
+    match e {
+        CaughtError::ErrorReport(r) => {
+            // Our own UsageError already made clean (see From above).
+            ErrorReport::new(r.sql_error_code(), r.message().to_string(), "usage_tracker")
+        }
+        CaughtError::PostgresError(r) => {
+            let code = r.sql_error_code();
+            log_server_only(&format!(
+                "usage_tracker: {code:?} raised inside the extension: {} (detail: {})",
+                r.message(),
+                r.detail().unwrap_or("none")
+            ));
+            let message = if passes_through(code) {
+                r.message().to_string()
+            } else {
+                match code {
+                    PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE => {
+                        "usage_tracker: a total is out of range (it cannot be represented); nothing was written".to_string()
+                    }
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR => INTERNAL_MESSAGE.to_string(),
+                    _ => format!("usage_tracker: {}", r.message()),
+                }
+            };
+            ErrorReport::new(code, message, "usage_tracker")
+        }
+        CaughtError::RustPanic { ereport, .. } => {
+            log_server_only(&format!(
+                "usage_tracker: panic: {} at {}:{}",
+                ereport.message(),
+                ereport.file(),
+                ereport.line_number()
+            ));
+            ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                INTERNAL_MESSAGE,
+                "usage_tracker",
+            )
+        }
+    }
+}
+
+/// Runs a body at the SQL boundary: its errors reach the client with their
+/// SQLSTATE and a clear message; PostgreSQL errors from inside keep their
+/// SQLSTATE but lose internals; panics become XX000 with the details in the
+/// server log only.
+pub fn guarded<T>(body: impl FnOnce() -> Result<T>) -> PgResult<T> {
+    PgTryBuilder::new(AssertUnwindSafe(|| body().map_err(ErrorReport::from)))
+        .catch_others(|e| Err(client_report(e)))
+        .execute()
 }

@@ -236,6 +236,37 @@ pub fn admin_orgs(user: Uuid) -> Result<Vec<Uuid>> {
     Ok(all)
 }
 
+/// Org-level access: trusted callers, or members of the organization (a
+/// user's personal organization included). Returns the acting user.
+pub fn authorize_member(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
+    match caller {
+        Caller::Trusted => Ok(None),
+        Caller::User(me) => match org_role(org, me)? {
+            Some(_) => Ok(Some(me)),
+            None => Err(UsageError::forbidden("not a member of this organization")),
+        },
+    }
+}
+
+/// Like [`authorize_member`], for admins and owners only.
+pub fn authorize_admin(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
+    match caller {
+        Caller::Trusted => Ok(None),
+        Caller::User(me) => match org_role(org, me)? {
+            Some(r) if r >= OrgRole::Admin => Ok(Some(me)),
+            Some(_) => Err(UsageError::forbidden(
+                "requires the admin or owner role in this organization",
+            )),
+            None => Err(UsageError::forbidden("not a member of this organization")),
+        },
+    }
+}
+
+/// True when `user` belongs to `org` (its personal organization included).
+pub fn is_member(org: Uuid, user: Uuid) -> Result<bool> {
+    Ok(org_role(org, user)?.is_some())
+}
+
 /// Checks that the caller may record usage of `user` in `org`: trusted
 /// callers may record anything; a user only their own usage, in their
 /// personal organization or one they belong to.

@@ -10,22 +10,41 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
-mod ai_log;
-mod cache_analytics;
-mod dashboards;
+// Low in the tree: errors, limits, jsonb, validate, spi_util, subxact and
+// identity reach no other module of the extension.
 mod errors;
+mod jsonb;
+mod limits;
+mod spi_util;
+mod subxact;
+mod validate;
+
 mod identity;
-mod maintenance;
-mod membership;
 mod orgs;
 mod partitions;
 mod pricing;
+mod projects;
 mod relcache;
+
+mod ai_log;
+mod cache_analytics;
+mod dashboards;
+mod maintenance;
+mod membership;
 mod report_runs;
 mod retention;
 mod rollups;
-mod spi_util;
 mod usage;
+
+/// Clients get a SQLSTATE and a clear message, never a Rust backtrace, even
+/// when the server runs with RUST_BACKTRACE set: backtraces are not even
+/// captured (errors::guarded logs what went wrong to the server log).
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // SAFETY: the backend is single-threaded; nothing else reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+}
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 

@@ -3,9 +3,9 @@
 use pgrx::prelude::*;
 use pgrx::Uuid;
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::{require_trusted, OrgRole};
-use crate::spi_util::write_one;
+use crate::spi_util::{read_one, write_one};
 
 fn set_member(org: Option<Uuid>, user: Option<Uuid>, role: Option<String>) -> Result<String> {
     require_trusted("set_org_member")?;
@@ -22,6 +22,22 @@ fn set_member(org: Option<Uuid>, user: Option<Uuid>, role: Option<String>) -> Re
         return Err(UsageError::invalid(
             "p_org_id",
             "a user's personal organization (org_id = user_id) needs no membership",
+        ));
+    }
+    // A personal organization (its id is a user's id) belongs to that user
+    // alone: giving it members would show them that user's own usage.
+    let personal: Option<bool> = read_one(
+        "SELECT EXISTS (SELECT 1 FROM usage_tracker.org_members m WHERE m.user_id = $1) \
+             OR EXISTS (SELECT 1 FROM usage_tracker.ai_usage_log l WHERE l.user_id = $1) \
+             OR EXISTS (SELECT 1 FROM usage_tracker.usage_events e WHERE e.user_id = $1) \
+             OR EXISTS (SELECT 1 FROM usage_tracker.report_runs r WHERE r.user_id = $1) \
+             OR EXISTS (SELECT 1 FROM usage_tracker.budgets b WHERE b.user_id = $1)",
+        &[org.into()],
+    )?;
+    if personal == Some(true) {
+        return Err(UsageError::invalid(
+            "p_org_id",
+            "is a user's id, so it names that user's personal organization, which cannot have members",
         ));
     }
     write_one::<String>(
@@ -48,7 +64,7 @@ fn set_org_member(
     p_user_id: Option<Uuid>,
     p_role: Option<String>,
 ) -> PgResult<String> {
-    at_boundary(set_member(p_org_id, p_user_id, p_role))
+    guarded(|| set_member(p_org_id, p_user_id, p_role))
 }
 
 fn remove_member(org: Option<Uuid>, user: Option<Uuid>) -> Result<bool> {
@@ -73,5 +89,5 @@ fn remove_member(org: Option<Uuid>, user: Option<Uuid>) -> Result<bool> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn remove_org_member(p_org_id: Option<Uuid>, p_user_id: Option<Uuid>) -> PgResult<bool> {
-    at_boundary(remove_member(p_org_id, p_user_id))
+    guarded(|| remove_member(p_org_id, p_user_id))
 }

@@ -8,7 +8,7 @@ use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::Uuid;
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
 use crate::spi_util::{plan, read_one, write_one};
 
@@ -21,6 +21,8 @@ pub struct OrgContext {
     pub anchor_day: u32,
     /// The instant's date in the organization's time zone.
     pub local_date: NaiveDate,
+    /// The billing period containing local_date: [start, end).
+    pub period: (NaiveDate, NaiveDate),
 }
 
 pub fn to_naive(d: Date) -> Result<NaiveDate> {
@@ -43,15 +45,18 @@ pub fn context(org: Uuid, at: TimestampWithTimeZone) -> Result<OrgContext> {
         let args = [org.into(), at.into()];
         let p = plan(c, SQL, &args, false)?;
         let row = c.select(&*p, Some(1), &args)?.first();
+        let anchor_day = row.get::<i32>(3)?.unwrap_or(1) as u32;
+        let local_date = to_naive(
+            row.get::<Date>(4)?
+                .ok_or_else(|| UsageError::Internal("local date".into()))?,
+        )?;
         Ok(OrgContext {
             org_id: org,
             plan: row.get::<String>(1)?.unwrap_or_else(|| "trial".into()),
             time_zone: row.get::<String>(2)?.unwrap_or_else(|| "UTC".into()),
-            anchor_day: row.get::<i32>(3)?.unwrap_or(1) as u32,
-            local_date: to_naive(
-                row.get::<Date>(4)?
-                    .ok_or_else(|| UsageError::Internal("local date".into()))?,
-            )?,
+            anchor_day,
+            local_date,
+            period: billing_period(local_date, anchor_day),
         })
     })
 }
@@ -122,7 +127,7 @@ pub fn local_midnight(day: NaiveDate, time_zone: &str) -> Result<TimestampWithTi
 /// The billing period containing the context's local date, as the instants
 /// it starts and ends (midnights in the organization's time zone).
 pub fn period_bounds(ctx: &OrgContext) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
-    let (s, e) = billing_period(ctx.local_date, ctx.anchor_day);
+    let (s, e) = ctx.period;
     Ok((
         local_midnight(s, &ctx.time_zone)?,
         local_midnight(e, &ctx.time_zone)?,
@@ -158,16 +163,7 @@ pub fn date_range(
 }
 
 /// Longest range of days a summary, analysis or rollup check may cover.
-pub const MAX_RANGE_DAYS: i64 = 3660;
-
-pub fn valid_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-}
+pub const MAX_RANGE_DAYS: i64 = crate::limits::MAX_RANGE_DAYS;
 
 fn set_plan(org: Option<Uuid>, plan_name: Option<String>) -> Result<String> {
     require_trusted("set_org_plan")?;
@@ -203,7 +199,7 @@ fn set_plan(org: Option<Uuid>, plan_name: Option<String>) -> Result<String> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org_plan(p_org_id: Option<Uuid>, p_plan: Option<String>) -> PgResult<String> {
-    at_boundary(set_plan(p_org_id, p_plan))
+    guarded(|| set_plan(p_org_id, p_plan))
 }
 
 fn set_settings(org: Option<Uuid>, tz: Option<String>, anchor: Option<i32>) -> Result<bool> {
@@ -255,7 +251,7 @@ fn set_org_settings(
     p_time_zone: Option<String>,
     p_billing_anchor_day: Option<i32>,
 ) -> PgResult<bool> {
-    at_boundary(set_settings(p_org_id, p_time_zone, p_billing_anchor_day))
+    guarded(|| set_settings(p_org_id, p_time_zone, p_billing_anchor_day))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -173,6 +173,7 @@ pub fn ensure_month(key: i32) -> Result<bool> {
            FOR VALUES FROM ('{from}') TO ('{to}'); \
          ALTER TABLE usage_tracker_private.{name} DROP CONSTRAINT {name}_bounds; \
          ALTER TABLE usage_tracker_private.{name} ENABLE ROW LEVEL SECURITY; \
+         REVOKE ALL ON usage_tracker_private.{name} FROM PUBLIC, anon, authenticated, service_role; \
          COMMENT ON TABLE usage_tracker_private.{name} IS 'Partition of usage_tracker.ai_usage_log for {from} up to {to}'"
     );
     Spi::run(&ddl)?;

@@ -10,16 +10,12 @@ use rust_decimal::Decimal;
 
 use pgrx::pg_sys::panic::ErrorReport;
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::{caller, org_read_scope, require_trusted};
 use crate::relcache::Stamp;
 
-/// Largest token count accepted for one request: more is a bug upstream.
-pub const MAX_TOKENS: i64 = 1_000_000_000_000;
-/// Largest price accepted, USD per million tokens.
-pub const MAX_RATE: i64 = 100_000;
-/// Decimal places a price may carry.
-pub const MAX_RATE_SCALE: u32 = 9;
+pub use crate::limits::{MAX_RATE, MAX_RATE_SCALE};
+use crate::validate::valid_provider;
 
 /// USD per million tokens for each kind of token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,15 +213,6 @@ fn rate_arg(name: &'static str, v: Option<AnyNumeric>) -> Result<Option<Decimal>
     Ok(Some(d.normalize()))
 }
 
-pub fn valid_provider(p: &str) -> bool {
-    let b = p.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn set_model_price_impl(
     provider: Option<String>,
@@ -309,7 +296,7 @@ fn set_model_price(
     p_cache_write_usd_per_mtok: Option<AnyNumeric>,
     p_reasoning_usd_per_mtok: Option<AnyNumeric>,
 ) -> PgResult<i32> {
-    at_boundary(set_model_price_impl(
+    guarded(|| set_model_price_impl(
         p_provider,
         p_model,
         p_effective_from,
@@ -384,13 +371,14 @@ fn list_unknown_models(
     >,
     ErrorReport,
 > {
-    at_boundary(unknown_models_impl(p_org_id)).map(TableIterator::new)
+    guarded(|| unknown_models_impl(p_org_id)).map(TableIterator::new)
 }
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
     use super::*;
+    use crate::limits::MAX_TOKENS;
     use crate::spi_util::read_one;
 
     fn current_price_id(model: &str) -> Result<Option<i32>> {

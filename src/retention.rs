@@ -6,7 +6,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
 use crate::partitions::{month_key, partition_name, to_utc};
 use crate::spi_util::{delete_count, read_one, write_one};
@@ -140,7 +140,7 @@ fn set_impl(relation: Option<String>, keep: Option<Interval>) -> Result<bool> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn set_retention(p_relation: Option<String>, p_keep: Option<Interval>) -> PgResult<bool> {
-    at_boundary(set_impl(p_relation, p_keep))
+    guarded(|| set_impl(p_relation, p_keep))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

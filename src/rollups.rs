@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
+use crate::errors::{guarded, PgResult, Result, UsageError};
 use crate::identity::require_trusted;
 use crate::orgs::to_pg_date;
 use crate::spi_util::{delete_count, read_one, write_one};
@@ -406,7 +406,7 @@ fn verify(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_rollups(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
-    at_boundary(verify(p_from, p_to))
+    guarded(|| verify(p_from, p_to))
 }
 
 /// Rebuilding days whose raw rows retention already dropped would erase
@@ -484,7 +484,7 @@ fn rebuild(from: Option<Date>, to: Option<Date>) -> Result<JsonB> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn rebuild_rollups(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
-    at_boundary(rebuild(p_from, p_to))
+    guarded(|| rebuild(p_from, p_to))
 }
 
 /// Hourly rollups older than `cut` go; reads take those hours from the raw

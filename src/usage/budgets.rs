@@ -8,13 +8,15 @@ use std::str::FromStr;
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB, Uuid};
+use pgrx::{AnyNumeric, Uuid};
+
+use crate::jsonb::Jsonb;
 use rust_decimal::Decimal;
 
-use super::{authorize_admin, authorize_member};
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
-use crate::identity::{caller, require_trusted, Caller};
-use crate::orgs::{billing_period, context, period_bounds, to_pg_date};
+use crate::errors::{guarded, PgResult, Result, UsageError};
+use crate::identity::{authorize_admin, authorize_member, caller, is_member, require_trusted, Caller};
+use crate::limits;
+use crate::orgs::{context, period_bounds, to_pg_date};
 use crate::partitions::txn_now;
 use crate::pricing::to_numeric;
 use crate::relcache::Stamp;
@@ -22,7 +24,6 @@ use crate::spi_util::{plan, read_one, write_one};
 
 /// The pg_notify channel of budget alerts.
 pub const ALERT_CHANNEL: &str = "usage_tracker_budget_alerts";
-pub const MAX_BUDGET_USD: i64 = 1_000_000_000_000;
 
 thread_local! {
     /// The organizations that have a budget (any), with the stamp they were
@@ -60,7 +61,7 @@ pub fn org_has_budget(org: Uuid) -> Result<bool> {
 
 struct Budget {
     id: Uuid,
-    amount: Decimal,
+    amount: AnyNumeric,
     thresholds: Vec<i32>,
 }
 
@@ -80,7 +81,7 @@ pub fn apply_ai_cost(
         let args = [org.into(), user.into()];
         let p = plan(
             c,
-            "SELECT b.budget_id, b.amount_usd::text, b.thresholds_pct, b.user_id FROM usage_tracker.budgets b \
+            "SELECT b.budget_id, b.amount_usd, b.thresholds_pct, b.user_id FROM usage_tracker.budgets b \
              WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2) ORDER BY b.budget_id",
             &args,
             false,
@@ -92,9 +93,9 @@ pub fn apply_ai_cost(
                     id: row
                         .get::<Uuid>(1)?
                         .ok_or_else(|| UsageError::Internal("budget id".into()))?,
-                    amount: crate::pricing::from_numeric_text(
-                        &row.get::<String>(2)?.unwrap_or_default(),
-                    )?,
+                    amount: row
+                        .get::<AnyNumeric>(2)?
+                        .ok_or_else(|| UsageError::Internal("budget amount".into()))?,
                     thresholds: row.get::<Vec<i32>>(3)?.unwrap_or_default(),
                 },
                 row.get::<Uuid>(4)?,
@@ -106,7 +107,7 @@ pub fn apply_ai_cost(
         return Ok(());
     }
     let ctx = context(org, at)?;
-    let start = billing_period(ctx.local_date, ctx.anchor_day).0;
+    let start = ctx.period.0;
     let (from, to) = period_bounds(&ctx)?;
     for (b, scope_user) in budgets {
         // The period's row starts from what was logged before this request
@@ -128,17 +129,25 @@ pub fn apply_ai_cost(
                 log_id.into(),
             ],
         )?;
-        let row: Option<(Option<String>, Option<Vec<i32>>)> = Spi::connect_mut(|c| -> Result<_> {
+        // Spend and the thresholds it crosses, in numeric: no total can
+        // wrap or fail to parse, however much was spent.
+        let crossed: Option<Vec<i32>> = Spi::connect_mut(|c| -> Result<_> {
             let args = [
                 org.into(),
                 b.id.into(),
                 to_pg_date(start)?.into(),
                 to_numeric(cost)?.into(),
+                b.thresholds.clone().into(),
+                b.amount.clone().into(),
             ];
             let p = plan(
                 c,
-                "UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, updated_at = pg_catalog.now() \
-                 WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING spent_usd::text, alerted_pct",
+                "WITH s AS (UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, \
+                                   updated_at = pg_catalog.now() \
+                             WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 \
+                             RETURNING spent_usd, alerted_pct) \
+                 SELECT pg_catalog.array_agg(t ORDER BY t) FROM s, pg_catalog.unnest($5::integer[]) AS t \
+                  WHERE NOT (t = ANY (s.alerted_pct)) AND s.spent_usd * 100 >= $6 * t",
                 &args,
                 true,
             )?;
@@ -146,40 +155,28 @@ pub fn apply_ai_cost(
             if t.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(t.first().get_two::<String, Vec<i32>>()?))
+            Ok(t.first().get_one::<Vec<i32>>()?)
         })?;
-        let Some((Some(spent), alerted)) = row else {
+        let Some(crossed) = crossed.filter(|c| !c.is_empty()) else {
             continue;
         };
-        let spent = crate::pricing::from_numeric_text(&spent)?;
-        let alerted = alerted.unwrap_or_default();
-        let crossed: Vec<i32> = b
-            .thresholds
-            .iter()
-            .copied()
-            .filter(|t| {
-                !alerted.contains(t) && spent * Decimal::from(100) >= b.amount * Decimal::from(*t)
-            })
-            .collect();
-        if crossed.is_empty() {
-            continue;
-        }
+        // The outbox row holds the alert; the notification says only which
+        // alert to fetch (any login may LISTEN on the channel).
         write_one::<i64>(
             "WITH s AS (UPDATE usage_tracker_private.budget_spend SET alerted_pct = alerted_pct || $4::integer[] \
-                        WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING 1), \
+                        WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING spent_usd), \
                   a AS (INSERT INTO usage_tracker.budget_alerts (org_id, budget_id, user_id, period_start, threshold_pct, spent_usd, amount_usd) \
-                        SELECT $1, $2, $5, $3, t, $6, $7 FROM pg_catalog.unnest($4::integer[]) AS t \
+                        SELECT $1, $2, $5, $3, t, s.spent_usd, $6 FROM s, pg_catalog.unnest($4::integer[]) AS t \
                         ON CONFLICT (org_id, budget_id, period_start, threshold_pct) DO NOTHING \
-                        RETURNING pg_catalog.to_jsonb(budget_alerts.*) AS j) \
-             SELECT count(pg_catalog.pg_notify($8, a.j::text)) FROM a",
+                        RETURNING alert_id) \
+             SELECT count(pg_catalog.pg_notify($7, pg_catalog.jsonb_build_object('alert_id', a.alert_id)::text)) FROM a",
             &[
                 org.into(),
                 b.id.into(),
                 to_pg_date(start)?.into(),
                 crossed.into(),
                 scope_user.into(),
-                to_numeric(spent)?.into(),
-                to_numeric(b.amount)?.into(),
+                b.amount.clone().into(),
                 ALERT_CHANNEL.into(),
             ],
         )?;
@@ -196,20 +193,30 @@ fn set_budget_impl(
     let who = caller()?;
     let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
     authorize_admin(who, org)?;
+    if let Some(u) = user {
+        // A budget for someone outside the organization would count nothing
+        // and tell the admin about a stranger.
+        if !is_member(org, u)? {
+            return Err(UsageError::invalid(
+                "p_user_id",
+                "is not a member of this organization",
+            ));
+        }
+    }
     let amount = amount.ok_or(UsageError::NullValue("p_amount_usd"))?;
     let amount = Decimal::from_str(&amount.to_string()).map_err(|_| {
         UsageError::out_of_range("p_amount_usd", format!("{amount} is not a finite amount"))
     })?;
-    if amount <= Decimal::ZERO || amount > Decimal::from(MAX_BUDGET_USD) {
+    if amount <= Decimal::ZERO || amount > Decimal::from(limits::MAX_BUDGET_USD) {
         return Err(UsageError::out_of_range(
             "p_amount_usd",
-            format!("{amount} is not above 0 and at most {MAX_BUDGET_USD}"),
+            format!("{amount} is not above 0 and at most {}", limits::MAX_BUDGET_USD),
         ));
     }
-    if amount.normalize().scale() > 6 {
+    if amount.normalize().scale() > limits::MAX_BUDGET_SCALE {
         return Err(UsageError::invalid(
             "p_amount_usd",
-            "at most 6 decimal places",
+            format!("at most {} decimal places", limits::MAX_BUDGET_SCALE),
         ));
     }
     let thresholds: Vec<i32> = thresholds
@@ -217,17 +224,14 @@ fn set_budget_impl(
         .into_iter()
         .map(|t| t.ok_or(UsageError::NullValue("p_thresholds_pct")))
         .collect::<Result<_>>()?;
-    if thresholds.is_empty() || thresholds.len() > 10 {
+    if thresholds.is_empty() || thresholds.len() > limits::MAX_BUDGET_THRESHOLDS {
         return Err(UsageError::invalid(
             "p_thresholds_pct",
-            "give 1 to 10 thresholds",
+            format!("give 1 to {} thresholds", limits::MAX_BUDGET_THRESHOLDS),
         ));
     }
-    if let Some(t) = thresholds.iter().find(|t| !(1..=1000).contains(*t)) {
-        return Err(UsageError::out_of_range(
-            "p_thresholds_pct",
-            format!("{t} is not between 1 and 1000"),
-        ));
+    for t in &thresholds {
+        crate::validate::in_range("p_thresholds_pct", *t, 1, limits::MAX_THRESHOLD_PCT)?;
     }
     let id: Option<Uuid> = write_one(
         "INSERT INTO usage_tracker.budgets AS b (org_id, user_id, amount_usd, thresholds_pct) VALUES ($1, $2, $3, $4) \
@@ -255,7 +259,7 @@ fn set_budget(
     p_user_id: Option<Uuid>,
     p_thresholds_pct: Option<Vec<Option<i32>>>,
 ) -> PgResult<Uuid> {
-    at_boundary(set_budget_impl(
+    guarded(|| set_budget_impl(
         p_org_id,
         p_amount_usd,
         p_user_id,
@@ -286,10 +290,10 @@ fn delete_budget_impl(org: Option<Uuid>, id: Option<Uuid>) -> Result<bool> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn delete_budget(p_org_id: Option<Uuid>, p_budget_id: Option<Uuid>) -> PgResult<bool> {
-    at_boundary(delete_budget_impl(p_org_id, p_budget_id))
+    guarded(|| delete_budget_impl(p_org_id, p_budget_id))
 }
 
-fn status_impl(org: Option<Uuid>) -> Result<JsonB> {
+fn status_impl(org: Option<Uuid>) -> Result<Jsonb> {
     let who = caller()?;
     let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
     authorize_member(who, org)?;
@@ -303,9 +307,9 @@ fn status_impl(org: Option<Uuid>) -> Result<JsonB> {
     };
     let (now_ts, _) = txn_now()?;
     let ctx = context(org, now_ts)?;
-    let (start, end) = billing_period(ctx.local_date, ctx.anchor_day);
+    let (start, end) = ctx.period;
     let (from, to) = period_bounds(&ctx)?;
-    let json: Option<JsonB> = read_one(
+    let json: Option<Jsonb> = read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
              'budget_id', b.budget_id, 'user_id', b.user_id, 'amount_usd', b.amount_usd, \
              'spent_usd', s.spent, 'used_pct', round(100 * s.spent / b.amount_usd, 2), \
@@ -340,20 +344,19 @@ fn status_impl(org: Option<Uuid>) -> Result<JsonB> {
     name = "get_budget_status"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn get_budget_status(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    at_boundary(status_impl(p_org_id))
+fn get_budget_status(p_org_id: Option<Uuid>) -> PgResult<Jsonb> {
+    guarded(|| status_impl(p_org_id))
 }
 
-fn pending_impl(limit: Option<i32>) -> Result<JsonB> {
+fn pending_impl(limit: Option<i32>) -> Result<Jsonb> {
     require_trusted("get_pending_alerts")?;
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(UsageError::out_of_range(
-            "p_limit",
-            format!("{limit} is not between 1 and 1000"),
-        ));
-    }
-    let json: Option<JsonB> = read_one(
+    let limit = crate::validate::in_range(
+        "p_limit",
+        limit.unwrap_or(100),
+        1,
+        limits::MAX_PENDING_ALERTS,
+    )?;
+    let json: Option<Jsonb> = read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a) ORDER BY a.created_at, a.alert_id), '[]'::jsonb) \
            FROM (SELECT * FROM usage_tracker.budget_alerts WHERE delivered_at IS NULL \
                   ORDER BY created_at, alert_id LIMIT $1) a",
@@ -372,8 +375,8 @@ fn pending_impl(limit: Option<i32>) -> Result<JsonB> {
     name = "get_pending_alerts"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn get_pending_alerts(p_limit: Option<i32>) -> PgResult<JsonB> {
-    at_boundary(pending_impl(p_limit))
+fn get_pending_alerts(p_limit: Option<i32>) -> PgResult<Jsonb> {
+    guarded(|| pending_impl(p_limit))
 }
 
 fn mark_impl(org: Option<Uuid>, id: Option<Uuid>, error: Option<String>) -> Result<bool> {
@@ -413,5 +416,5 @@ fn mark_alert_delivered(
     p_alert_id: Option<Uuid>,
     p_error: Option<String>,
 ) -> PgResult<bool> {
-    at_boundary(mark_impl(p_org_id, p_alert_id, p_error))
+    guarded(|| mark_impl(p_org_id, p_alert_id, p_error))
 }

@@ -4,37 +4,34 @@
 use chrono::NaiveDate;
 use pgrx::datum::Date;
 use pgrx::prelude::*;
-use pgrx::{JsonB, Uuid};
+use pgrx::Uuid;
 
-use super::{
-    authorize_member, check_metadata, check_type_name, record_event, rules_for, Increment,
-};
-use crate::errors::{at_boundary, PgResult, Result, UsageError};
-use crate::identity::{caller, org_role, require_trusted, Caller, OrgRole};
+use super::{record_event, rules_for, Increment};
+use crate::errors::{guarded, PgResult, Result, UsageError};
+use crate::identity::{authorize_member, caller, org_role, require_trusted, Caller, OrgRole};
+use crate::jsonb::Jsonb;
+use crate::limits::MAX_DETAIL_ROWS;
 use crate::orgs::{calendar_period, context, local_midnight, to_naive, to_pg_date, OrgContext};
 use crate::partitions::{txn_now, MAX_YEAR, MIN_YEAR};
+use crate::validate::{self, required};
 
-pub const MAX_DETAIL_ROWS: i32 = 10_000;
+fn check_type_name(param: &'static str, t: &Option<String>) -> Result<String> {
+    validate::name(param, t)
+}
 
 fn increment(
     org: Option<Uuid>,
     usage_type: Option<String>,
     count: Option<i64>,
     date: Option<Date>,
-    metadata: Option<JsonB>,
+    metadata: Option<Jsonb>,
 ) -> Result<i64> {
     let who = caller()?;
-    let org = org.ok_or(UsageError::NullValue("org_id"))?;
-    let usage_type = check_type_name("type", &usage_type)?;
-    let count = count.ok_or(UsageError::NullValue("count"))?;
-    if !(0..=super::MAX_QUANTITY).contains(&count) {
-        return Err(UsageError::out_of_range(
-            "count",
-            format!("{count} is not between 0 and {}", super::MAX_QUANTITY),
-        ));
-    }
-    check_metadata(&metadata)?;
+    let org = required("org_id", org)?;
     let user = authorize_member(who, org)?;
+    let usage_type = check_type_name("type", &usage_type)?;
+    let count = validate::quantity("count", count)?;
+    validate::metadata("metadata", &metadata)?;
     let (now_ts, _) = txn_now()?;
     let ctx = context(org, now_ts)?;
     let (day, occurred_at) = match date {
@@ -99,15 +96,15 @@ fn increment_organization_usage(
     r#type: Option<String>,
     count: Option<i64>,
     date: Option<Date>,
-    metadata: Option<JsonB>,
+    metadata: Option<Jsonb>,
 ) -> PgResult<i64> {
-    at_boundary(increment(org_id, r#type, count, date, metadata))
+    guarded(|| increment(org_id, r#type, count, date, metadata))
 }
 
 /// Reads need membership of the organization (counts are org-wide).
 fn read_context(org: Option<Uuid>) -> Result<(Caller, OrgContext)> {
     let who = caller()?;
-    let org = org.ok_or(UsageError::NullValue("p_org_id"))?;
+    let org = required("p_org_id", org)?;
     authorize_member(who, org)?;
     let (now_ts, _) = txn_now()?;
     Ok((who, context(org, now_ts)?))
@@ -118,8 +115,8 @@ fn sum_types(
     types: Option<Vec<String>>,
     from: NaiveDate,
     to_exclusive: NaiveDate,
-) -> Result<JsonB> {
-    let json: Option<JsonB> = crate::spi_util::read_one(
+) -> Result<Jsonb> {
+    let json: Option<Jsonb> = crate::spi_util::read_one(
         "SELECT coalesce(pg_catalog.jsonb_object_agg(s.type, s.total), '{}'::jsonb) FROM ( \
            SELECT u.type, sum(u.count) AS total FROM usage_tracker.organization_usage u \
             WHERE u.org_id = $1 AND ($2::text[] IS NULL OR u.type = ANY ($2)) AND u.date >= $3 AND u.date < $4 \
@@ -138,11 +135,13 @@ fn period_count(
     let usage_type = check_type_name("p_type", &usage_type)?;
     let period = period.ok_or(UsageError::NullValue("p_period"))?;
     let (from, to) = calendar_period(ctx.local_date, &period)?;
-    let j = sum_types(ctx.org_id, Some(vec![usage_type.clone()]), from, to)?;
-    Ok(j.0
-        .get(&usage_type)
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .unwrap_or(0))
+    let total: Option<String> = crate::spi_util::read_one(
+        "SELECT sum(u.count)::text FROM usage_tracker.organization_usage u \
+          WHERE u.org_id = $1 AND u.type = $2 AND u.date >= $3 AND u.date < $4",
+        &[ctx.org_id.into(), usage_type.into(), to_pg_date(from)?.into(), to_pg_date(to)?.into()],
+    )?;
+    // A total past bigint is an error, never a wrapped or zero count.
+    validate::to_bigint("count", validate::total_i128("count", total)?)
 }
 
 /// Seed 000's get_message_count / get_reasoning_count for any type: the
@@ -161,10 +160,10 @@ fn get_usage_count(
     p_type: Option<String>,
     p_period: Option<String>,
 ) -> PgResult<i64> {
-    at_boundary(period_count(p_org_id, p_type, p_period))
+    guarded(|| period_count(p_org_id, p_type, p_period))
 }
 
-fn period_counts(org: Option<Uuid>, period: Option<String>) -> Result<JsonB> {
+fn period_counts(org: Option<Uuid>, period: Option<String>) -> Result<Jsonb> {
     let (_, ctx) = read_context(org)?;
     let period = period.ok_or(UsageError::NullValue("p_period"))?;
     let (from, to) = calendar_period(ctx.local_date, &period)?;
@@ -181,15 +180,15 @@ fn period_counts(org: Option<Uuid>, period: Option<String>) -> Result<JsonB> {
     name = "get_usage_counts"
 )]
 #[search_path(pg_catalog, pg_temp)]
-fn get_usage_counts(p_org_id: Option<Uuid>, p_period: Option<String>) -> PgResult<JsonB> {
-    at_boundary(period_counts(p_org_id, p_period))
+fn get_usage_counts(p_org_id: Option<Uuid>, p_period: Option<String>) -> PgResult<Jsonb> {
+    guarded(|| period_counts(p_org_id, p_period))
 }
 
 fn check_range(start: Option<Date>, end: Option<Date>) -> Result<(NaiveDate, NaiveDate)> {
     crate::orgs::date_range(start, end, ("start_date", "end_date"))
 }
 
-fn summary(org: Option<Uuid>, start: Option<Date>, end: Option<Date>) -> Result<JsonB> {
+fn summary(org: Option<Uuid>, start: Option<Date>, end: Option<Date>) -> Result<Jsonb> {
     let (_, ctx) = read_context(org)?;
     let (s, e) = check_range(start, end)?;
     sum_types(ctx.org_id, None, s, e.succ_opt().unwrap_or(e))
@@ -209,8 +208,8 @@ fn get_organization_usage_summary(
     org_id: Option<Uuid>,
     start_date: Option<Date>,
     end_date: Option<Date>,
-) -> PgResult<JsonB> {
-    at_boundary(summary(org_id, start_date, end_date))
+) -> PgResult<Jsonb> {
+    guarded(|| summary(org_id, start_date, end_date))
 }
 
 fn details(
@@ -219,19 +218,13 @@ fn details(
     start: Option<Date>,
     end: Option<Date>,
     limit: Option<i32>,
-) -> Result<JsonB> {
+) -> Result<Jsonb> {
     let (who, ctx) = read_context(org)?;
     let usage_type = match usage_type {
         Some(_) => Some(check_type_name("p_usage_type", &usage_type)?),
         None => None,
     };
-    let limit = limit.unwrap_or(100);
-    if !(1..=MAX_DETAIL_ROWS).contains(&limit) {
-        return Err(UsageError::out_of_range(
-            "p_limit",
-            format!("{limit} is not between 1 and {MAX_DETAIL_ROWS}"),
-        ));
-    }
+    let limit = validate::in_range("p_limit", limit.unwrap_or(100), 1, MAX_DETAIL_ROWS)?;
     let from = match start {
         Some(d) if d.is_finite() => Some(local_midnight(to_naive(d)?, &ctx.time_zone)?),
         Some(_) => return Err(UsageError::invalid("p_start_date", "must be finite")),
@@ -253,7 +246,7 @@ fn details(
             _ => Some(me),
         },
     };
-    let json: Option<JsonB> = crate::spi_util::read_one(
+    let json: Option<Jsonb> = crate::spi_util::read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d) ORDER BY d.\"timestamp\" DESC, d.id), '[]'::jsonb) \
            FROM (SELECT e.id, e.org_id, e.event_type AS type, e.quantity AS count, e.occurred_at AS \"timestamp\", \
                         e.metadata, e.recorded_at AS created_at, e.user_id \
@@ -283,8 +276,8 @@ fn get_usage_details(
     p_start_date: Option<Date>,
     p_end_date: Option<Date>,
     p_limit: Option<i32>,
-) -> PgResult<JsonB> {
-    at_boundary(details(
+) -> PgResult<Jsonb> {
+    guarded(|| details(
         p_org_id,
         p_usage_type,
         p_start_date,
@@ -299,27 +292,27 @@ fn analysis_sql(kind: &str) -> Result<&'static str> {
     Ok(match kind {
         "daily" => "SELECT u.date, u.type, u.count FROM usage_tracker.organization_usage u \
                     WHERE u.org_id = $1 AND u.date >= $2 AND u.date < $3 ORDER BY u.date, u.type",
-        "weekly" => "SELECT pg_catalog.date_trunc('week', u.date)::date AS week_start, u.type, sum(u.count)::bigint AS count \
+        "weekly" => "SELECT pg_catalog.date_trunc('week', u.date)::date AS week_start, u.type, sum(u.count) AS count \
                      FROM usage_tracker.organization_usage u \
                      WHERE u.org_id = $1 AND u.date >= $2 AND u.date < $3 GROUP BY 1, 2 ORDER BY 1, 2",
         "monthly" => "SELECT m.month, m.type, m.count, \
                         pg_catalog.lag(m.count) OVER (PARTITION BY m.type ORDER BY m.month) AS previous_count, \
                         round(100.0 * (m.count - pg_catalog.lag(m.count) OVER (PARTITION BY m.type ORDER BY m.month)) \
                               / NULLIF(pg_catalog.lag(m.count) OVER (PARTITION BY m.type ORDER BY m.month), 0), 2) AS change_pct \
-                      FROM (SELECT pg_catalog.date_trunc('month', u.date)::date AS month, u.type, sum(u.count)::bigint AS count \
+                      FROM (SELECT pg_catalog.date_trunc('month', u.date)::date AS month, u.type, sum(u.count) AS count \
                               FROM usage_tracker.organization_usage u \
                              WHERE u.org_id = $1 AND u.date >= $2 AND u.date < $3 GROUP BY 1, 2) m \
                       ORDER BY m.month, m.type",
         "hourly" => "SELECT pg_catalog.date_part('hour', e.occurred_at AT TIME ZONE $4)::integer AS hour_of_day, \
-                       e.event_type AS type, count(*) AS events, sum(e.quantity)::bigint AS count \
+                       e.event_type AS type, count(*) AS events, sum(e.quantity) AS count \
                      FROM usage_tracker.usage_events e \
                      WHERE e.org_id = $1 AND e.occurred_at >= ($2::timestamp AT TIME ZONE $4) \
                        AND e.occurred_at < ($3::timestamp AT TIME ZONE $4) GROUP BY 1, 2 ORDER BY 1, 2",
         "ratio" => "SELECT d.date, d.messages, d.reasoning, \
                       round(d.reasoning::numeric / NULLIF(d.messages, 0), 4) AS reasoning_per_message \
                     FROM (SELECT u.date, \
-                            coalesce(sum(u.count) FILTER (WHERE u.type = 'message'), 0)::bigint AS messages, \
-                            coalesce(sum(u.count) FILTER (WHERE u.type = 'reasoning'), 0)::bigint AS reasoning \
+                            coalesce(sum(u.count) FILTER (WHERE u.type = 'message'), 0) AS messages, \
+                            coalesce(sum(u.count) FILTER (WHERE u.type = 'reasoning'), 0) AS reasoning \
                           FROM usage_tracker.organization_usage u \
                           WHERE u.org_id = $1 AND u.type IN ('message', 'reasoning') AND u.date >= $2 AND u.date < $3 \
                           GROUP BY u.date) d ORDER BY d.date",
@@ -332,7 +325,7 @@ fn analysis(
     org: Option<Uuid>,
     start: Option<Date>,
     end: Option<Date>,
-) -> Result<JsonB> {
+) -> Result<Jsonb> {
     let kind = kind.ok_or(UsageError::NullValue("p_kind"))?;
     let sql = analysis_sql(&kind)?;
     let (_, ctx) = read_context(org)?;
@@ -340,7 +333,7 @@ fn analysis(
     let wrapped = format!(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a)), '[]'::jsonb) FROM ({sql}) a"
     );
-    let json: Option<JsonB> = Spi::connect(|c| {
+    let json: Option<Jsonb> = Spi::connect(|c| {
         let t = c.select(
             &wrapped,
             Some(1),
@@ -372,23 +365,23 @@ fn usage_analysis(
     p_org_id: Option<Uuid>,
     p_start_date: Option<Date>,
     p_end_date: Option<Date>,
-) -> PgResult<JsonB> {
-    at_boundary(analysis(p_kind, p_org_id, p_start_date, p_end_date))
+) -> PgResult<Jsonb> {
+    guarded(|| analysis(p_kind, p_org_id, p_start_date, p_end_date))
 }
 
-fn compare(start: Option<Date>, end: Option<Date>, usage_type: Option<String>) -> Result<JsonB> {
+fn compare(start: Option<Date>, end: Option<Date>, usage_type: Option<String>) -> Result<Jsonb> {
     require_trusted("usage_compare_organizations")?;
     let (s, e) = check_range(start, end)?;
     let usage_type = match usage_type {
         Some(_) => Some(check_type_name("p_type", &usage_type)?),
         None => None,
     };
-    let json: Option<JsonB> = crate::spi_util::read_one(
+    let json: Option<Jsonb> = crate::spi_util::read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a) ORDER BY a.type, a.rank, a.org_id), '[]'::jsonb) FROM ( \
            SELECT t.org_id, t.type, t.count, \
                   round(100.0 * t.count / NULLIF(sum(t.count) OVER (PARTITION BY t.type), 0), 2) AS share_pct, \
                   rank() OVER (PARTITION BY t.type ORDER BY t.count DESC) AS rank \
-             FROM (SELECT u.org_id, u.type, sum(u.count)::bigint AS count FROM usage_tracker.organization_usage u \
+             FROM (SELECT u.org_id, u.type, sum(u.count) AS count FROM usage_tracker.organization_usage u \
                     WHERE u.date >= $1 AND u.date < $2 AND ($3::text IS NULL OR u.type = $3) \
                     GROUP BY 1, 2) t) a",
         &[to_pg_date(s)?.into(), to_pg_date(e.succ_opt().unwrap_or(e))?.into(), usage_type.into()],
@@ -410,6 +403,6 @@ fn usage_compare_organizations(
     p_start_date: Option<Date>,
     p_end_date: Option<Date>,
     p_type: Option<String>,
-) -> PgResult<JsonB> {
-    at_boundary(compare(p_start_date, p_end_date, p_type))
+) -> PgResult<Jsonb> {
+    guarded(|| compare(p_start_date, p_end_date, p_type))
 }

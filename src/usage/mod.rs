@@ -11,78 +11,20 @@
 
 pub mod budgets;
 pub mod counters;
+pub mod plans;
 pub mod quotas;
+pub mod reservations;
+pub mod status;
 
 use chrono::NaiveDate;
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::{JsonB, Uuid};
+use pgrx::Uuid;
 
 use crate::errors::{Result, UsageError};
-use crate::identity::{org_role, Caller, OrgRole};
+use crate::jsonb::Jsonb;
 use crate::orgs::{billing_period, to_pg_date, OrgContext};
 use crate::spi_util::plan;
-
-/// Largest quantity one event may carry.
-pub const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
-
-pub fn check_quantity(q: Option<i64>) -> Result<i64> {
-    let q = q.ok_or(UsageError::NullValue("p_quantity"))?;
-    if !(0..=MAX_QUANTITY).contains(&q) {
-        return Err(UsageError::out_of_range(
-            "p_quantity",
-            format!("{q} is not between 0 and {MAX_QUANTITY}"),
-        ));
-    }
-    Ok(q)
-}
-
-pub fn check_metadata(m: &Option<JsonB>) -> Result<()> {
-    if let Some(m) = m {
-        if !m.0.is_object() {
-            return Err(UsageError::invalid("p_metadata", "must be a JSON object"));
-        }
-        let size = serde_json::to_vec(&m.0)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if size > crate::ai_log::MAX_METADATA_BYTES {
-            return Err(UsageError::invalid(
-                "p_metadata",
-                format!(
-                    "is {size} bytes; at most {}",
-                    crate::ai_log::MAX_METADATA_BYTES
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Org-level access: trusted callers, or members of the organization (a
-/// user's personal organization included). Returns the acting user.
-pub fn authorize_member(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
-    match caller {
-        Caller::Trusted => Ok(None),
-        Caller::User(me) => match org_role(org, me)? {
-            Some(_) => Ok(Some(me)),
-            None => Err(UsageError::forbidden("not a member of this organization")),
-        },
-    }
-}
-
-/// Like [`authorize_member`], for admins and owners only.
-pub fn authorize_admin(caller: Caller, org: Uuid) -> Result<Option<Uuid>> {
-    match caller {
-        Caller::Trusted => Ok(None),
-        Caller::User(me) => match org_role(org, me)? {
-            Some(r) if r >= OrgRole::Admin => Ok(Some(me)),
-            Some(_) => Err(UsageError::forbidden(
-                "requires the admin or owner role in this organization",
-            )),
-            None => Err(UsageError::forbidden("not a member of this organization")),
-        },
-    }
-}
 
 /// A limit an event type counts against, with its maximum on a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,17 +38,16 @@ pub struct LimitRule {
 }
 
 impl LimitRule {
-    /// The quota period containing `local_date` for this rule.
+    /// The quota period of this rule within `billing` (the billing period
+    /// [start, end) of the day in question); a total limit has none.
     pub fn period(
         &self,
-        ctx_anchor: u32,
-        local_date: NaiveDate,
+        billing: (NaiveDate, NaiveDate),
     ) -> (Option<NaiveDate>, Option<NaiveDate>) {
         if self.total {
             (None, None)
         } else {
-            let (s, e) = billing_period(local_date, ctx_anchor);
-            (Some(s), Some(e))
+            (Some(billing.0), Some(billing.1))
         }
     }
 }
@@ -125,7 +66,7 @@ pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
         FROM usage_tracker.limit_definitions d \
         LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
                             WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
-        WHERE $2 = ANY (d.event_types) ORDER BY d.limit_key";
+        WHERE $2 = ANY (d.event_types) AND NOT d.per_user ORDER BY d.limit_key";
     Spi::connect(|c| {
         let args = [plan_name.into(), event_type.into()];
         let p = plan(c, SQL, &args, false)?;
@@ -183,7 +124,7 @@ pub struct Increment<'a> {
     /// Day of the daily counter; the local date of occurred_at by default.
     pub counter_date: Option<NaiveDate>,
     pub user_id: Option<Uuid>,
-    pub metadata: Option<JsonB>,
+    pub metadata: Option<Jsonb>,
     pub source: &'static str,
 }
 
@@ -193,8 +134,13 @@ pub struct Increment<'a> {
 pub fn record_event(inc: Increment<'_>, rules: &[LimitRule]) -> Result<(Uuid, i64)> {
     let ctx = inc.ctx;
     let day = inc.counter_date.unwrap_or(ctx.local_date);
+    let billing = if day == ctx.local_date {
+        ctx.period
+    } else {
+        billing_period(day, ctx.anchor_day)
+    };
     for rule in rules {
-        let (start, end) = rule.period(ctx.anchor_day, day);
+        let (start, end) = rule.period(billing);
         ensure_quota_row(ctx.org_id, rule, start, end)?;
         let args = [
             ctx.org_id.into(),
@@ -251,27 +197,6 @@ pub fn record_event(inc: Increment<'_>, rules: &[LimitRule]) -> Result<(Uuid, i6
         Some((Some(id), Some(total))) => Ok((id, total)),
         _ => Err(UsageError::Internal("event insert returned nothing".into())),
     }
-}
-
-/// Validates a usage type name (letters, digits and _; seed 000's types).
-pub fn check_type_name(param: &'static str, t: &Option<String>) -> Result<String> {
-    let t = t.clone().ok_or(UsageError::NullValue(param))?;
-    if t.is_empty() {
-        return Err(UsageError::invalid(param, "must not be empty"));
-    }
-    if t.len() > 63 {
-        return Err(UsageError::TooLong {
-            name: param,
-            max: 63,
-        });
-    }
-    if !crate::orgs::valid_name(&t) {
-        return Err(UsageError::invalid(
-            param,
-            "use lower case letters, digits and _, starting with a letter",
-        ));
-    }
-    Ok(t)
 }
 
 thread_local! {

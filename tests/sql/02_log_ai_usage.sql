@@ -2,7 +2,7 @@
 -- force, cached responses, unknown models and idempotency (sequential; the
 -- concurrent case is in tests/isolation and tests/pgbench).
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 SELECT test_helpers.login_as_service();
 
@@ -141,13 +141,17 @@ SELECT results_eq(
     $$ SELECT status, error_message FROM usage_tracker.ai_usage_log WHERE session_id = 'err' $$,
     $$ VALUES ('error', 'rate limited') $$, 'error requests are logged');
 
--- Idempotency: the same key returns the first id and counts once.
+-- Idempotency: a retry of the same request returns the first id and
+-- counts once; the same key with a different payload is refused.
 SELECT is(
     usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_input_tokens => 5, p_idempotency_key => 'req-1'),
-    usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_input_tokens => 999, p_idempotency_key => 'req-1'),
+    usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_input_tokens => 5, p_idempotency_key => 'req-1'),
     'a retry returns the first id');
 SELECT is((SELECT count(*) FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'req-1'), 1::bigint,
     'and is counted once');
+SELECT throws_ok(
+    $$ SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_input_tokens => 999, p_idempotency_key => 'req-1') $$,
+    '23505', NULL, 'the same key with a different payload is refused');
 SELECT is((SELECT input_tokens FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'req-1'), 5::bigint,
     'the first call''s values stand');
 SELECT isnt(

@@ -1,14 +1,15 @@
 -- Seed 002: usage events, plans as data, limit checks and quota status;
 -- atomic consume, PT429, reservations; bad input. As the real roles.
 BEGIN;
-SELECT plan(51);
+SELECT plan(52);
 
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('user_a'), 'member');
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('admin_1'), 'admin');
 
 -- Plans are data: seed 002's limits table, exactly.
 SELECT results_eq(
-    $$ SELECT plan, limit_key, max_quantity FROM usage_tracker.plan_limits WHERE shipped ORDER BY plan, limit_key $$,
+    $$ SELECT plan, limit_key, max_quantity FROM usage_tracker.plan_limits WHERE shipped AND limit_key <> 'report_runs_per_user'
+        ORDER BY plan, limit_key $$,
     $$ VALUES ('pilot', 'ai_tokens', 1000000::bigint), ('pilot', 'analyses', 100), ('pilot', 'chat_messages', 500),
               ('pilot', 'csv_rows', 50000), ('pilot', 'csv_uploads', 50), ('pilot', 'mapping_profiles', 20),
               ('subscription', 'ai_tokens', -1), ('subscription', 'analyses', -1), ('subscription', 'chat_messages', -1),
@@ -17,6 +18,10 @@ SELECT results_eq(
               ('trial', 'csv_rows', 1000), ('trial', 'csv_uploads', 5), ('trial', 'mapping_profiles', 3) $$,
     'trial, pilot and subscription with the seed''s limits');
 SELECT is((SELECT count(*) FROM usage_tracker.event_types WHERE shipped), 12::bigint, 'the eleven seed event types, plus report_run');
+SELECT results_eq(
+    $$ SELECT plan, max_quantity FROM usage_tracker.plan_limits WHERE limit_key = 'report_runs_per_user' ORDER BY plan $$,
+    $$ VALUES ('pilot', 50::bigint), ('subscription', 50), ('trial', 50) $$,
+    'seed 004''s monthly report run limit per user (50) on every shipped plan');
 
 -- A member tracks events; an org without a plan is on trial.
 SELECT test_helpers.login_as('user_a');

@@ -1,7 +1,7 @@
 -- Report runs (seed 004): every legal and illegal transition, monthly
 -- usage and limit, usage feeding the org, authorization and bad input.
 BEGIN;
-SELECT plan(50);
+SELECT plan(51);
 
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('user_a'), 'member');
 SELECT usage_tracker.set_org_member(test_helpers.id('org_1'), test_helpers.id('admin_1'), 'admin');
@@ -47,16 +47,19 @@ SELECT throws_ok(format($$ SELECT usage_tracker.cancel_report_run(%L) $$, (SELEC
 -- Monthly usage and limits: only successful runs count.
 SELECT results_eq($$ SELECT total_runs, successful_runs, failed_runs, total_tokens, total_cost_usd FROM usage_tracker.user_monthly_usage $$,
     $$ VALUES (3::bigint, 1::bigint, 1::bigint, 12000::bigint, 0.0027::numeric) $$, 'user_monthly_usage');
-SELECT is((usage_tracker.get_monthly_usage(test_helpers.id('user_a')) ->> 'successful_runs')::int, 1, 'get_monthly_usage');
-SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a'), 2), true, '1 successful of 2: may run');
-SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a'), 1), false, '1 of 1: may not');
-SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a')), true, 'default limit 50');
+-- Monthly reads and limits are per organization (p_org_id; the personal
+-- organization by default).
+SELECT is((usage_tracker.get_monthly_usage(test_helpers.id('user_a'), test_helpers.id('org_1')) ->> 'successful_runs')::int, 1, 'get_monthly_usage');
+SELECT is((usage_tracker.get_monthly_usage(test_helpers.id('user_a')) ->> 'successful_runs')::int, 0, 'none in the personal organization');
+SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a'), 2, test_helpers.id('org_1')), true, '1 successful of 2: may run');
+SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a'), 1, test_helpers.id('org_1')), false, '1 of 1: may not');
+SELECT is(usage_tracker.check_monthly_usage_limit(test_helpers.id('user_a'), p_org_id => test_helpers.id('org_1')), true, 'default: the plan''s limit (50)');
 -- Enforced starts: running runs hold a place; failed and cancelled do not.
-INSERT INTO runs VALUES ('r2', usage_tracker.start_report_run(test_helpers.id('user_a'), p_enforce_limit => true, p_monthly_limit => 2));
-SELECT throws_ok($$ SELECT usage_tracker.start_report_run(test_helpers.id('user_a'), p_enforce_limit => true, p_monthly_limit => 2) $$,
+INSERT INTO runs VALUES ('r2', usage_tracker.start_report_run(test_helpers.id('user_a'), p_org_id => test_helpers.id('org_1'), p_monthly_limit => 2));
+SELECT throws_ok($$ SELECT usage_tracker.start_report_run(test_helpers.id('user_a'), p_org_id => test_helpers.id('org_1'), p_monthly_limit => 2) $$,
     'PT429', NULL, 'one success + one running = 2 of 2: the next start is refused with PT429');
 SELECT usage_tracker.cancel_report_run((SELECT id FROM runs WHERE name = 'r2'));
-SELECT lives_ok($$ SELECT usage_tracker.start_report_run(test_helpers.id('user_a'), p_enforce_limit => true, p_monthly_limit => 2) $$,
+SELECT lives_ok($$ SELECT usage_tracker.start_report_run(test_helpers.id('user_a'), p_org_id => test_helpers.id('org_1'), p_monthly_limit => 2) $$,
     'a cancelled run gives its place back');
 
 -- The successful run appears in the organization's usage.
@@ -68,7 +71,7 @@ SELECT results_eq($$ SELECT request_type, input_tokens, output_tokens, total_cos
 
 -- Authorization.
 SELECT test_helpers.login_as('admin_1');
-SELECT is((SELECT count(*) FROM usage_tracker.get_report_runs(test_helpers.id('user_a'))), 1::bigint, 'admins see a member''s runs in their org');
+SELECT is((SELECT count(*) FROM usage_tracker.get_report_runs(test_helpers.id('user_a'))), 3::bigint, 'admins see a member''s runs in their org (and only there)');
 SELECT is((SELECT count(*) FROM usage_tracker.get_report_run((SELECT id FROM runs WHERE name = 'ok'))), 1::bigint, 'and each run there');
 SELECT throws_ok(format($$ SELECT usage_tracker.cancel_report_run(%L) $$, (SELECT id FROM runs WHERE name = 'ok')), '42501', NULL,
     'but do not change them');
