@@ -33,6 +33,9 @@ if [ "$what" = all ]; then
 fi
 
 log "scratch cluster for the SQL tests"
+# The server runs with Rust backtraces on, as a developer's or the demo's
+# might: no error a client sees may carry one (tests/sql/25_hardening.sql).
+export RUST_BACKTRACE=1
 cluster_destroy test
 cluster_start test "$TEST_PORT" "shared_preload_libraries = 'pg_cron'" "cron.database_name = '${DB}'" \
     "cron.use_background_workers = on"

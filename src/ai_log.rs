@@ -75,6 +75,8 @@ pub struct AiUsage {
     pub project_id: Option<Uuid>,
 }
 
+const IDEMPOTENCY: &str = "usage_tracker_private.ai_usage_idempotency";
+
 /// What only the extension itself may set on a logged request.
 #[derive(Clone, Copy, Default)]
 pub struct Internal {
@@ -97,7 +99,7 @@ const LOG_VALUES: &str =
 thread_local! {
     // Insert statements per (month partition, with idempotency key), kept
     // for the backend's life: a handful of months at most.
-    static INSERTS: RefCell<HashMap<(i32, bool), &'static str>> = RefCell::new(HashMap::new());
+    static INSERTS: RefCell<HashMap<(i32, bool, bool), &'static str>> = RefCell::new(HashMap::new());
 }
 
 /// The insert for the month partition `key`. Rows go straight into their
@@ -107,16 +109,22 @@ thread_local! {
 /// the statement claims the key first (with the payload's digest, $33); no
 /// row comes back when the key was already taken (by a committed or
 /// concurrent call).
-fn insert_sql(key: i32, with_key: bool) -> &'static str {
-    if let Some(sql) = INSERTS.with(|m| m.borrow().get(&(key, with_key)).copied()) {
+fn insert_sql(key: i32, with_key: bool, digest: bool) -> &'static str {
+    let id = (key, with_key, digest);
+    if let Some(sql) = INSERTS.with(|m| m.borrow().get(&id).copied()) {
         return sql;
     }
     let part = partitions::partition_name(key);
+    let (digest_col, digest_val) = if digest {
+        (", payload_digest", ", $33")
+    } else {
+        ("", "")
+    };
     let sql = if with_key {
         format!(
             "WITH k AS ( \
-               INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at, payload_digest) \
-               VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4, $33) \
+               INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at{digest_col}) \
+               VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4{digest_val}) \
                ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
              INSERT INTO usage_tracker_private.{part} (id, {LOG_COLUMNS}) \
              SELECT k.log_id, {LOG_VALUES} FROM k RETURNING id"
@@ -128,7 +136,7 @@ fn insert_sql(key: i32, with_key: bool) -> &'static str {
         )
     };
     let sql: &'static str = Box::leak(sql.into_boxed_str());
-    INSERTS.with(|m| m.borrow_mut().insert((key, with_key), sql));
+    INSERTS.with(|m| m.borrow_mut().insert(id, sql));
     sql
 }
 
@@ -159,8 +167,14 @@ fn payload_digest(u: &AiUsage, org: Uuid, user: Uuid) -> Vec<u8> {
     field(8, int(u.input_tokens).as_ref().map(|b| &b[..]));
     field(9, int(u.output_tokens).as_ref().map(|b| &b[..]));
     field(10, text(&u.model_used).as_deref());
-    field(11, int(u.latency_ms.map(i64::from)).as_ref().map(|b| &b[..]));
-    field(12, int(u.tool_turns.map(i64::from)).as_ref().map(|b| &b[..]));
+    field(
+        11,
+        int(u.latency_ms.map(i64::from)).as_ref().map(|b| &b[..]),
+    );
+    field(
+        12,
+        int(u.tool_turns.map(i64::from)).as_ref().map(|b| &b[..]),
+    );
     field(13, text(&u.status).as_deref());
     field(14, text(&u.error_message).as_deref());
     let at: Option<i64> = u.occurred_at.map(|t| t.into_inner());
@@ -176,16 +190,20 @@ fn payload_digest(u: &AiUsage, org: Uuid, user: Uuid) -> Vec<u8> {
 }
 
 /// The first call of an idempotency key: its row id, user and digest.
-fn first_use(org: Uuid, key: &str) -> Result<Option<(Uuid, Uuid, Option<Vec<u8>>)>> {
+/// The first call of a key: its row id, its user, its payload digest.
+type FirstUse = (Uuid, Uuid, Option<Vec<u8>>);
+
+fn first_use(org: Uuid, key: &str) -> Result<Option<FirstUse>> {
+    let sql = if crate::relcache::has_column(IDEMPOTENCY, "payload_digest")? {
+        "SELECT k.log_id, k.user_id, k.payload_digest FROM usage_tracker_private.ai_usage_idempotency k \
+         WHERE k.org_id = $1 AND k.idempotency_key = $2"
+    } else {
+        "SELECT k.log_id, k.user_id, NULL::bytea FROM usage_tracker_private.ai_usage_idempotency k \
+         WHERE k.org_id = $1 AND k.idempotency_key = $2"
+    };
     Spi::connect(|c| -> Result<_> {
         let args = [org.into(), key.into()];
-        let p = plan(
-            c,
-            "SELECT k.log_id, k.user_id, k.payload_digest FROM usage_tracker_private.ai_usage_idempotency k \
-             WHERE k.org_id = $1 AND k.idempotency_key = $2",
-            &args,
-            false,
-        )?;
+        let p = plan(c, sql, &args, false)?;
         let t = c.select(&*p, Some(1), &args)?;
         if t.is_empty() {
             return Ok(None);
@@ -201,7 +219,7 @@ fn first_use(org: Uuid, key: &str) -> Result<Option<(Uuid, Uuid, Option<Vec<u8>>
 /// A retry: the first call's id when it was the same user and request
 /// (keys recorded before digests were kept match any payload); 23505
 /// otherwise.
-fn replay(first: (Uuid, Uuid, Option<Vec<u8>>), user: Uuid, digest: &[u8]) -> Result<Uuid> {
+fn replay(first: FirstUse, user: Uuid, digest: &[u8]) -> Result<Uuid> {
     let (id, owner, stored) = first;
     if owner != user {
         return Err(UsageError::Conflict(
@@ -282,9 +300,17 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
 
     // Text and JSON.
     check_len("p_user_email", &u.user_email, limits::MAX_EMAIL)?;
-    check_len("p_customer_name", &u.customer_name, limits::MAX_CUSTOMER_NAME)?;
+    check_len(
+        "p_customer_name",
+        &u.customer_name,
+        limits::MAX_CUSTOMER_NAME,
+    )?;
     check_len("p_session_id", &u.session_id, limits::MAX_SESSION_ID)?;
-    check_len("p_error_message", &u.error_message, limits::MAX_ERROR_MESSAGE)?;
+    check_len(
+        "p_error_message",
+        &u.error_message,
+        limits::MAX_ERROR_MESSAGE,
+    )?;
     validate::provider("p_provider", &u.provider)?;
     validate::idempotency_key("p_idempotency_key", &u.idempotency_key)?;
     validate::metadata("p_metadata", &u.metadata)?;
@@ -328,6 +354,12 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
             Some(digest)
         }
         None => None,
+    };
+    // A database not yet updated to 0.3.0 has no digest column: keys then
+    // work as before (a retry returns the first id whatever it sends).
+    let digest = match digest {
+        Some(d) if crate::relcache::has_column(IDEMPOTENCY, "payload_digest")? => Some(d),
+        _ => None,
     };
 
     // Exact cost from the price in force at that time.
@@ -389,10 +421,11 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
         u.metadata.into(),
         total_tokens.into(),
     ];
+    let with_key = u.idempotency_key.is_some();
     if let Some(d) = &digest {
         args.push(d.clone().into());
     }
-    let sql = insert_sql(partitions::month_key(&when), digest.is_some());
+    let sql = insert_sql(partitions::month_key(&when), with_key, digest.is_some());
     let inserted: Option<Uuid> = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
         let t = c.update(&*p, None, &args)?;
@@ -452,31 +485,33 @@ fn log_ai_usage(
     p_metadata: Option<Jsonb>,
     p_project_id: Option<Uuid>,
 ) -> PgResult<Uuid> {
-    guarded(|| log(AiUsage {
-        user_id: p_user_id,
-        user_email: p_user_email,
-        customer_id: p_customer_id,
-        customer_name: p_customer_name,
-        request_type: p_request_type,
-        session_id: p_session_id,
-        input_tokens: p_input_tokens,
-        output_tokens: p_output_tokens,
-        model_used: p_model_used,
-        latency_ms: p_latency_ms,
-        tool_turns: p_tool_turns,
-        status: p_status,
-        error_message: p_error_message,
-        org_id: p_org_id,
-        occurred_at: p_occurred_at,
-        idempotency_key: p_idempotency_key,
-        provider: p_provider,
-        cache_read_tokens: p_cache_read_tokens,
-        cache_write_tokens: p_cache_write_tokens,
-        reasoning_tokens: p_reasoning_tokens,
-        cached: p_cached,
-        metadata: p_metadata,
-        project_id: p_project_id,
-    }))
+    guarded(|| {
+        log(AiUsage {
+            user_id: p_user_id,
+            user_email: p_user_email,
+            customer_id: p_customer_id,
+            customer_name: p_customer_name,
+            request_type: p_request_type,
+            session_id: p_session_id,
+            input_tokens: p_input_tokens,
+            output_tokens: p_output_tokens,
+            model_used: p_model_used,
+            latency_ms: p_latency_ms,
+            tool_turns: p_tool_turns,
+            status: p_status,
+            error_message: p_error_message,
+            org_id: p_org_id,
+            occurred_at: p_occurred_at,
+            idempotency_key: p_idempotency_key,
+            provider: p_provider,
+            cache_read_tokens: p_cache_read_tokens,
+            cache_write_tokens: p_cache_write_tokens,
+            reasoning_tokens: p_reasoning_tokens,
+            cached: p_cached,
+            metadata: p_metadata,
+            project_id: p_project_id,
+        })
+    })
 }
 
 fn add_request_type_impl(name: Option<String>, description: Option<String>) -> Result<bool> {

@@ -13,10 +13,11 @@ use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::errors::{guarded, PgResult, Result, UsageError};
-use crate::identity::{caller, require_trusted};
-use crate::spi_util::read_one;
 use crate::identity::authorize_admin;
+use crate::identity::{caller, require_trusted};
+use crate::jsonb::Jsonb;
 use crate::projects::org_of as project_org;
+use crate::spi_util::read_one;
 
 /// Seed 003's bucket fields for one project, per UTC hour or day, between
 /// $3 and $4: rollup rows, raw rows not folded yet, and — hourly — raw rows
@@ -124,15 +125,19 @@ fn bucket(
     }
 }
 
-fn aggregate(
-    project: Option<Uuid>,
-    grain: &str,
-    bounds: (TimestampWithTimeZone, TimestampWithTimeZone),
-) -> Result<JsonB> {
+/// The project's organization, once the caller is known to administer it.
+fn admin_project(project: Option<Uuid>) -> Result<(Uuid, Uuid)> {
     let who = caller()?;
     let org = project_org(project)?;
     authorize_admin(who, org)?;
-    let project = project.ok_or(UsageError::NullValue("p_project_id"))?;
+    Ok((org, project.ok_or(UsageError::NullValue("p_project_id"))?))
+}
+
+fn aggregate(
+    (org, project): (Uuid, Uuid),
+    grain: &str,
+    bounds: (TimestampWithTimeZone, TimestampWithTimeZone),
+) -> Result<JsonB> {
     crate::rollups::fold()?;
     let rows = stats(org, project, bounds.0, bounds.1, grain)?;
     if let Some(row) = rows.as_array().and_then(|a| a.first()) {
@@ -185,14 +190,17 @@ fn aggregate_usage_hourly(
     p_project_id: Option<Uuid>,
     p_hour_start: Option<TimestampWithTimeZone>,
 ) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        let at = finite_ts(p_hour_start, "p_hour_start")?;
-        let b = bucket(
+    guarded(|| {
+        (|| {
+            let project = admin_project(p_project_id)?;
+            let at = finite_ts(p_hour_start, "p_hour_start")?;
+            let b = bucket(
             "SELECT pg_catalog.date_trunc('hour', $1, 'UTC'), pg_catalog.date_trunc('hour', $1, 'UTC') + interval '1 hour'",
             at.into(),
         )?;
-        aggregate(p_project_id, "hour", b)
-    })())
+            aggregate(project, "hour", b)
+        })()
+    })
 }
 
 /// Seed 003's daily aggregation: brings the rollups up to date and returns
@@ -206,25 +214,25 @@ fn aggregate_usage_hourly(
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn aggregate_usage_daily(p_project_id: Option<Uuid>, p_date: Option<Date>) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        let d = p_date.ok_or(UsageError::NullValue("p_date"))?;
-        if !d.is_finite() {
-            return Err(UsageError::invalid("p_date", "must be a finite date"));
-        }
-        let b = bucket(
+    guarded(|| {
+        (|| {
+            let project = admin_project(p_project_id)?;
+            let d = p_date.ok_or(UsageError::NullValue("p_date"))?;
+            if !d.is_finite() {
+                return Err(UsageError::invalid("p_date", "must be a finite date"));
+            }
+            let b = bucket(
             "SELECT ($1::timestamp AT TIME ZONE 'UTC'), (($1 + 1)::timestamp AT TIME ZONE 'UTC')",
             d.into(),
         )?;
-        aggregate(p_project_id, "day", b)
-    })())
+            aggregate(project, "day", b)
+        })()
+    })
 }
 
 fn dashboard(project: Option<Uuid>, days: Option<i32>) -> Result<JsonB> {
-    let who = caller()?;
-    let org = project_org(project)?;
+    let (org, project) = admin_project(project)?;
     let days = crate::dashboards::check_days(days)?;
-    authorize_admin(who, org)?;
-    let project = project.ok_or(UsageError::NullValue("p_project_id"))?;
     let b = bucket(
         "SELECT ((CURRENT_DATE - ($1 - 1))::timestamp AT TIME ZONE 'UTC'), ((CURRENT_DATE + 1)::timestamp AT TIME ZONE 'UTC')",
         days.into(),
@@ -248,10 +256,12 @@ fn get_dashboard_stats(p_project_id: Option<Uuid>, p_days: Option<i32>) -> PgRes
 }
 
 /// Validates p_prices: {"model": {"input_usd_per_mtok": n, "output_usd_per_mtok": n}}.
-fn check_prices(prices: &Option<JsonB>) -> Result<()> {
-    let Some(JsonB(v)) = prices else {
+fn check_prices(prices: &Option<Jsonb>) -> Result<()> {
+    let Some(j) = prices else {
         return Ok(());
     };
+    j.check_object("p_prices", crate::limits::PRICE_LIST)?;
+    let v = j.to_value()?;
     let obj = v
         .as_object()
         .ok_or_else(|| UsageError::invalid("p_prices", "must be a JSON object keyed by model"))?;
@@ -279,10 +289,13 @@ fn check_prices(prices: &Option<JsonB>) -> Result<()> {
                     ))
                 }
             };
-            if d.is_sign_negative() || d > rust_decimal::Decimal::from(100_000) {
+            if d.is_sign_negative() || d > rust_decimal::Decimal::from(crate::limits::MAX_RATE) {
                 return Err(UsageError::out_of_range(
                     "p_prices",
-                    format!("{model}.{k} must be between 0 and 100000 USD per million tokens"),
+                    format!(
+                        "{model}.{k} must be between 0 and {} USD per million tokens",
+                        crate::limits::MAX_RATE
+                    ),
                 ));
             }
         }
@@ -363,7 +376,7 @@ fn run_recost(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>], dry: bool) -> R
 fn backfill(
     from: Option<Date>,
     to: Option<Date>,
-    prices: Option<JsonB>,
+    prices: Option<Jsonb>,
     dry_run: Option<bool>,
 ) -> Result<JsonB> {
     require_trusted("backfill_potential_cost")?;
@@ -413,7 +426,7 @@ fn backfill(
 fn backfill_potential_cost(
     p_from: Option<Date>,
     p_to: Option<Date>,
-    p_prices: Option<JsonB>,
+    p_prices: Option<Jsonb>,
     p_dry_run: Option<bool>,
 ) -> PgResult<JsonB> {
     guarded(|| backfill(p_from, p_to, p_prices, p_dry_run))
@@ -518,10 +531,12 @@ SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(g) ORDER BY g.hour, g.o
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn rollup_gaps(p_from: Option<Date>, p_to: Option<Date>) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        require_trusted("rollup_gaps")?;
-        let (from, to) = crate::rollups::range(p_from, p_to)?;
-        let j: Option<JsonB> = read_one(GAPS_SQL, &[from.into(), to.into()])?;
-        Ok(j.unwrap_or(JsonB(json!([]))))
-    })())
+    guarded(|| {
+        (|| {
+            require_trusted("rollup_gaps")?;
+            let (from, to) = crate::rollups::range(p_from, p_to)?;
+            let j: Option<JsonB> = read_one(GAPS_SQL, &[from.into(), to.into()])?;
+            Ok(j.unwrap_or(JsonB(json!([]))))
+        })()
+    })
 }

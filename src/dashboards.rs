@@ -475,12 +475,14 @@ SELECT jsonb_build_object(
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_ai_usage_dashboard(p_days: Option<i32>, p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        let who = caller()?;
-        let days = check_days(p_days)?;
-        let scope = org_read_scope(who, p_org_id)?;
-        run_json(&dashboard_sql(&scope), &scope, Some(days))
-    })())
+    guarded(|| {
+        (|| {
+            let who = caller()?;
+            let scope = org_read_scope(who, p_org_id)?;
+            let days = check_days(p_days)?;
+            run_json(&dashboard_sql(&scope), &scope, Some(days))
+        })()
+    })
 }
 
 /// Seed 001's per-user usage: yourself, or a member of an organization you
@@ -494,13 +496,15 @@ fn get_ai_usage_dashboard(p_days: Option<i32>, p_org_id: Option<Uuid>) -> PgResu
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_user_ai_usage(p_user_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        let who = caller()?;
-        let target = p_user_id.ok_or(UsageError::NullValue("p_user_id"))?;
-        let days = check_days(p_days)?;
-        let scope = user_read_scope(who, target)?;
-        run_json(&user_usage_sql(&scope), &scope, Some(days))
-    })())
+    guarded(|| {
+        (|| {
+            let who = caller()?;
+            let target = p_user_id.ok_or(UsageError::NullValue("p_user_id"))?;
+            let scope = user_read_scope(who, target)?;
+            let days = check_days(p_days)?;
+            run_json(&user_usage_sql(&scope), &scope, Some(days))
+        })()
+    })
 }
 
 /// Seed 001's cost totals (today, yesterday, this week, this and last month,
@@ -514,10 +518,12 @@ fn get_user_ai_usage(p_user_id: Option<Uuid>, p_days: Option<i32>) -> PgResult<J
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn get_ai_cost_summary(p_org_id: Option<Uuid>) -> PgResult<JsonB> {
-    guarded(|| (|| {
-        let scope = org_read_scope(caller()?, p_org_id)?;
-        run_json(&cost_summary_sql(&scope), &scope, None)
-    })())
+    guarded(|| {
+        (|| {
+            let scope = org_read_scope(caller()?, p_org_id)?;
+            run_json(&cost_summary_sql(&scope), &scope, None)
+        })()
+    })
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -112,7 +112,7 @@ impl Jsonb {
     }
 
     /// The value as JSON text.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(self) -> String {
         // SAFETY: jsonb_out returns a palloc'd C string for a valid jsonb.
         unsafe {
             let cstr = pgrx::direct_function_call::<&core::ffi::CStr>(
@@ -125,7 +125,7 @@ impl Jsonb {
     }
 
     /// The value parsed with serde (callers check the depth first).
-    pub fn to_value(&self) -> Result<serde_json::Value> {
+    pub fn to_value(self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.to_text())
             .map_err(|e| UsageError::Internal(format!("jsonb to serde: {e}")))
     }
@@ -136,7 +136,10 @@ impl Jsonb {
         // datum's lifetime (the function call or the context it was copied to).
         unsafe {
             let v = self.varlena();
-            std::slice::from_raw_parts(pgrx::vardata_any(v) as *const u8, pgrx::varsize_any_exhdr(v))
+            std::slice::from_raw_parts(
+                pgrx::vardata_any(v) as *const u8,
+                pgrx::varsize_any_exhdr(v),
+            )
         }
     }
 }
@@ -189,7 +192,11 @@ unsafe fn container_depth(container: *const u32, stop: usize) -> usize {
 }
 
 impl FromDatum for Jsonb {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null || datum.is_null() {
             None
         } else {

@@ -117,7 +117,12 @@ pub fn all() -> serde_json::Value {
 }
 
 /// The documented limits of the API (README's limits table).
-#[pg_extern(immutable, parallel_safe, schema = "usage_tracker_private", name = "limits")]
+#[pg_extern(
+    immutable,
+    parallel_safe,
+    schema = "usage_tracker_private",
+    name = "limits"
+)]
 fn limits() -> pgrx::JsonB {
     pgrx::JsonB(all())
 }

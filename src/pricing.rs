@@ -296,16 +296,18 @@ fn set_model_price(
     p_cache_write_usd_per_mtok: Option<AnyNumeric>,
     p_reasoning_usd_per_mtok: Option<AnyNumeric>,
 ) -> PgResult<i32> {
-    guarded(|| set_model_price_impl(
-        p_provider,
-        p_model,
-        p_effective_from,
-        p_input_usd_per_mtok,
-        p_output_usd_per_mtok,
-        p_cache_read_usd_per_mtok,
-        p_cache_write_usd_per_mtok,
-        p_reasoning_usd_per_mtok,
-    ))
+    guarded(|| {
+        set_model_price_impl(
+            p_provider,
+            p_model,
+            p_effective_from,
+            p_input_usd_per_mtok,
+            p_output_usd_per_mtok,
+            p_cache_read_usd_per_mtok,
+            p_cache_write_usd_per_mtok,
+            p_reasoning_usd_per_mtok,
+        )
+    })
 }
 
 type UnknownModelRow = (

@@ -87,6 +87,38 @@ pub fn stamp(relation: &'static str) -> Result<Stamp> {
     })
 }
 
+/// (relation, column) -> whether it exists, as of a stamp of the relation.
+type ColumnCache = HashMap<(&'static str, &'static str), (Stamp, bool)>;
+
+thread_local! {
+    static COLUMNS: RefCell<ColumnCache> = RefCell::new(HashMap::new());
+}
+
+/// Whether `relation` has `column`, cached until the relation changes. A
+/// new build serves a database whose extension is not updated yet (between
+/// installing the build and ALTER EXTENSION usage_tracker UPDATE): code that
+/// needs a column added by a newer release asks here and does without it.
+pub fn has_column(relation: &'static str, column: &'static str) -> Result<bool> {
+    let cached = COLUMNS.with(|c| {
+        c.borrow()
+            .get(&(relation, column))
+            .filter(|(stamp, _)| stamp.is_current())
+            .map(|(_, has)| *has)
+    });
+    if let Some(has) = cached {
+        return Ok(has);
+    }
+    let stamp = stamp(relation)?;
+    let has: Option<bool> = read_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::pg_catalog.regclass \
+           AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped)",
+        &[relation.into(), column.into()],
+    )?;
+    let has = has.unwrap_or(false);
+    COLUMNS.with(|c| c.borrow_mut().insert((relation, column), (stamp, has)));
+    Ok(has)
+}
+
 #[pg_schema]
 mod usage_tracker_private {
     use pgrx::prelude::*;

@@ -57,7 +57,10 @@ enum Outcome<T> {
 /// Runs `step` in a subtransaction. Its result, or, when it returned an
 /// error or PostgreSQL raised one, its SQLSTATE and message (also written
 /// to the server log) after rolling back what it did.
-pub fn attempt<T>(name: &str, step: impl FnOnce() -> Result<T>) -> std::result::Result<T, StepError> {
+pub fn attempt<T>(
+    name: &str,
+    step: impl FnOnce() -> Result<T>,
+) -> std::result::Result<T, StepError> {
     // SAFETY: the sequence of PL/pgSQL's exec_stmt_block: remember the
     // memory context and resource owner, start a subtransaction, and on
     // either outcome release or roll it back and restore both.
@@ -103,8 +106,14 @@ mod tests {
 
     #[pg_test]
     fn sqlstate_text() {
-        assert_eq!(sqlstate(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), "22003");
-        assert_eq!(sqlstate(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE), "42501");
+        assert_eq!(
+            sqlstate(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+            "22003"
+        );
+        assert_eq!(
+            sqlstate(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE),
+            "42501"
+        );
     }
 
     #[pg_test]

@@ -338,7 +338,11 @@ fn success(id: Option<Uuid>, s: Success) -> Result<pgrx::JsonB> {
         s.commits_processed.map(i64::from),
         i32::MAX as i64,
     )?;
-    check_len("p_report_content", &s.report_content, limits::MAX_REPORT_CONTENT)?;
+    check_len(
+        "p_report_content",
+        &s.report_content,
+        limits::MAX_REPORT_CONTENT,
+    )?;
     check_len("p_model_used", &s.model_used, limits::MAX_MODEL)?;
     if let Some(f) = &s.report_format {
         if !FORMATS.contains(&f.as_str()) {

@@ -14,7 +14,9 @@ use crate::jsonb::Jsonb;
 use rust_decimal::Decimal;
 
 use crate::errors::{guarded, PgResult, Result, UsageError};
-use crate::identity::{authorize_admin, authorize_member, caller, is_member, require_trusted, Caller};
+use crate::identity::{
+    authorize_admin, authorize_member, caller, is_member, require_trusted, Caller,
+};
 use crate::limits;
 use crate::orgs::{context, period_bounds, to_pg_date};
 use crate::partitions::txn_now;
@@ -210,7 +212,10 @@ fn set_budget_impl(
     if amount <= Decimal::ZERO || amount > Decimal::from(limits::MAX_BUDGET_USD) {
         return Err(UsageError::out_of_range(
             "p_amount_usd",
-            format!("{amount} is not above 0 and at most {}", limits::MAX_BUDGET_USD),
+            format!(
+                "{amount} is not above 0 and at most {}",
+                limits::MAX_BUDGET_USD
+            ),
         ));
     }
     if amount.normalize().scale() > limits::MAX_BUDGET_SCALE {
@@ -259,12 +264,7 @@ fn set_budget(
     p_user_id: Option<Uuid>,
     p_thresholds_pct: Option<Vec<Option<i32>>>,
 ) -> PgResult<Uuid> {
-    guarded(|| set_budget_impl(
-        p_org_id,
-        p_amount_usd,
-        p_user_id,
-        p_thresholds_pct,
-    ))
+    guarded(|| set_budget_impl(p_org_id, p_amount_usd, p_user_id, p_thresholds_pct))
 }
 
 fn delete_budget_impl(org: Option<Uuid>, id: Option<Uuid>) -> Result<bool> {

@@ -138,7 +138,12 @@ fn period_count(
     let total: Option<String> = crate::spi_util::read_one(
         "SELECT sum(u.count)::text FROM usage_tracker.organization_usage u \
           WHERE u.org_id = $1 AND u.type = $2 AND u.date >= $3 AND u.date < $4",
-        &[ctx.org_id.into(), usage_type.into(), to_pg_date(from)?.into(), to_pg_date(to)?.into()],
+        &[
+            ctx.org_id.into(),
+            usage_type.into(),
+            to_pg_date(from)?.into(),
+            to_pg_date(to)?.into(),
+        ],
     )?;
     // A total past bigint is an error, never a wrapped or zero count.
     validate::to_bigint("count", validate::total_i128("count", total)?)
@@ -277,13 +282,7 @@ fn get_usage_details(
     p_end_date: Option<Date>,
     p_limit: Option<i32>,
 ) -> PgResult<Jsonb> {
-    guarded(|| details(
-        p_org_id,
-        p_usage_type,
-        p_start_date,
-        p_end_date,
-        p_limit,
-    ))
+    guarded(|| details(p_org_id, p_usage_type, p_start_date, p_end_date, p_limit))
 }
 
 /// The SQL of each of seed 000's example analyses, over one organization's

@@ -59,6 +59,8 @@ pub fn pg_period_start(start: Option<NaiveDate>) -> Result<Date> {
     }
 }
 
+pub const LIMIT_DEFINITIONS: &str = "usage_tracker.limit_definitions";
+
 /// The limits `event_type` counts against on `plan_name`, by limit key.
 pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
     // A custom limit row overrides the shipped one.
@@ -67,9 +69,20 @@ pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
         LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
                             WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
         WHERE $2 = ANY (d.event_types) AND NOT d.per_user ORDER BY d.limit_key";
+    // Before ALTER EXTENSION ... UPDATE to 0.3.0 no limit is per user.
+    const SQL_0_2: &str = "SELECT d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit \
+        FROM usage_tracker.limit_definitions d \
+        LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
+                            WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
+        WHERE $2 = ANY (d.event_types) ORDER BY d.limit_key";
+    let sql = if crate::relcache::has_column(LIMIT_DEFINITIONS, "per_user")? {
+        SQL
+    } else {
+        SQL_0_2
+    };
     Spi::connect(|c| {
         let args = [plan_name.into(), event_type.into()];
-        let p = plan(c, SQL, &args, false)?;
+        let p = plan(c, sql, &args, false)?;
         let mut out = Vec::new();
         for row in c.select(&*p, None, &args)? {
             out.push(LimitRule {

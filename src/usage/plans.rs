@@ -130,12 +130,7 @@ fn define_limit(
     p_unit: Option<String>,
     p_period: Option<String>,
 ) -> PgResult<bool> {
-    guarded(|| define_limit_impl(
-        p_limit_key,
-        p_event_types,
-        p_unit,
-        p_period,
-    ))
+    guarded(|| define_limit_impl(p_limit_key, p_event_types, p_unit, p_period))
 }
 
 fn create_plan_impl(
@@ -246,12 +241,7 @@ fn create_plan(
     p_limits: Option<Jsonb>,
     p_is_default: Option<bool>,
 ) -> PgResult<String> {
-    guarded(|| create_plan_impl(
-        p_plan,
-        p_description,
-        p_limits,
-        p_is_default,
-    ))
+    guarded(|| create_plan_impl(p_plan, p_description, p_limits, p_is_default))
 }
 
 fn set_plan_limit_impl(
@@ -299,4 +289,3 @@ fn set_plan_limit(
 ) -> PgResult<bool> {
     guarded(|| set_plan_limit_impl(p_plan, p_limit_key, p_max_quantity))
 }
-

@@ -302,7 +302,10 @@ fn check(org: Option<Uuid>, event_type: Option<String>) -> Result<pgrx::JsonB> {
         }
         (_, None) => {
             let mut v = unlimited_json(&ctx, &event_type, 0, true)?;
-            validate::to_bigint("current", v["current"].as_i64().map_or(i128::MAX, i128::from))?;
+            validate::to_bigint(
+                "current",
+                v["current"].as_i64().map_or(i128::MAX, i128::from),
+            )?;
             v["within_limit"] = json!(true);
             v
         }

@@ -25,7 +25,11 @@ fn limits(org: Option<Uuid>) -> Result<JsonB> {
     let defs: Vec<(String, Vec<String>)> = Spi::connect(|c| -> Result<_> {
         let mut v = Vec::new();
         for row in c.select(
-            "SELECT d.limit_key, d.event_types FROM usage_tracker.limit_definitions d WHERE NOT d.per_user ORDER BY d.limit_key",
+            if crate::relcache::has_column(super::LIMIT_DEFINITIONS, "per_user")? {
+                "SELECT d.limit_key, d.event_types FROM usage_tracker.limit_definitions d WHERE NOT d.per_user ORDER BY d.limit_key"
+            } else {
+                "SELECT d.limit_key, d.event_types FROM usage_tracker.limit_definitions d ORDER BY d.limit_key"
+            },
             None,
             &[],
         )? {

@@ -80,14 +80,16 @@ echo "ok - pg_dump/pg_restore keeps every row and sequence position"
 
 check=$(q -d ut_restore -At <<'SQL'
 CREATE TEMP TABLE r AS
-SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_idempotency_key => 'dump-1',
-                                  p_occurred_at => now() - interval '9 days') AS retried,
+SELECT usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_input_tokens => 101,
+                                  p_model_used => 'gpt-4o-mini', p_request_type => 'chat', p_idempotency_key => 'dump-1',
+                                  p_occurred_at => (SELECT created_at FROM usage_tracker.ai_usage_log
+                                                     WHERE idempotency_key = 'dump-1')) AS retried,
        usage_tracker.log_ai_usage('aaaaaaaa-0000-4000-8000-00000000000a', p_model_used => 'mistral-large',
                                   p_input_tokens => 1000000, p_request_type => 'translation') AS fresh,
        usage_tracker.set_model_price('mistral', 'mistral-small', now(), 1, 3) AS price_id;
 SELECT concat_ws(' ',
            r.retried = (SELECT id FROM usage_tracker.ai_usage_log WHERE idempotency_key = 'dump-1'),
-           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 44,
+           (SELECT count(*) FROM usage_tracker.ai_usage_log) = 45, -- 40 + 3 + the report run's tokens (model 'unknown') + fresh
            (SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE id = r.fresh) = 2,
            r.price_id = 1000001,
            (SELECT "limit" FROM usage_tracker.check_usage_limit('0a0a0a0a-0000-4000-8000-000000000001', 'chat_message')) = 7

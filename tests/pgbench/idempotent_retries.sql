@@ -1,7 +1,8 @@
--- A client retrying calls: 200 keys, many concurrent calls per key, as a
--- signed-in user through the public wrapper.
+-- A client retrying calls: 200 keys, many concurrent calls per key (each
+-- retry sends the same request), as a signed-in user through the public
+-- wrapper.
 \set k random(1, 200)
-\set tokens random(1, 1000)
+\set tokens :k * 5
 BEGIN;
 SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub":"aaaaaaaa-0000-4000-8000-00000000000a","role":"authenticated"}', true);

@@ -113,6 +113,14 @@ wait "$listener"
 notified=$(grep -c 'Asynchronous notification "usage_tracker_budget_alerts"' "${RUN_DIR}/listener.log" || true)
 if [ "$notified" = 10 ]; then echo "ok - a listener received each alert once through pg_notify"; else
     echo "not ok - a listener received ${notified} notifications, expected 10"; cat "${RUN_DIR}/listener.log"; exit 1; fi
+# Any login may LISTEN: a notification names only the alert, which the
+# RLS-protected outbox (get_pending_alerts, service_role) holds.
+payloads=$(sed -n 's/.* with payload "\(.*\)" received from server process.*/\1/p' "${RUN_DIR}/listener.log" | sort -u)
+if [ -n "$payloads" ] && ! echo "$payloads" | grep -qv '^{"alert_id": "[0-9a-f-]\{36\}"}$'; then
+    echo "ok - each notification carries only the alert id (no org, user or spend)"
+else
+    echo "not ok - notification payloads carry more than the alert id:"; echo "$payloads"; exit 1
+fi
 check "16 clients spend \$2.40 against a \$1 budget: each of 10 thresholds alerts exactly once" \
     "SELECT count(*) = 10 AND count(DISTINCT threshold_pct) = 10 FROM usage_tracker.budget_alerts
       WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \

@@ -37,5 +37,14 @@ lines AS (
                               FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
                              WHERE a.grantee = CASE r.role WHEN 'PUBLIC' THEN 0 ELSE r.role::regrole::oid END), '-'))
       FROM pg_namespace n, roles r WHERE n.nspname IN ('usage_tracker', 'usage_tracker_private')
+    UNION
+    -- Log partitions are created at run time (by the extension's owner, so
+    -- its default privileges would apply): none may grant anything.
+    SELECT format('partitions of usage_tracker.ai_usage_log %s: %s', r.role,
+                  coalesce((SELECT string_agg(a.privilege_type, ',' ORDER BY a.privilege_type)
+                              FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+                             WHERE a.grantee = CASE r.role WHEN 'PUBLIC' THEN 0 ELSE r.role::regrole::oid END), '-'))
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid, roles r
+     WHERE i.inhparent = 'usage_tracker.ai_usage_log'::regclass
 )
 SELECT line FROM lines ORDER BY line COLLATE "C";

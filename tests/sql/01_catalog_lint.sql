@@ -2,7 +2,7 @@
 -- project exposing usage_tracker through PostgREST, checked the way its
 -- splinter lints check them, plus the project's own rules (DESIGN.md).
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 SET LOCAL pgrst.db_schemas = 'usage_tracker';
 -- Some log partitions, so that their indexes and RLS are checked too.
 SELECT usage_tracker.run_maintenance();
@@ -136,6 +136,21 @@ SELECT is((SELECT string_agg(format('%s login=%s bypassrls=%s', rolname, rolcanl
              FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')),
     'anon login=f bypassrls=f; authenticated login=f bypassrls=f; service_role login=f bypassrls=t',
     'anon, authenticated and service_role exist (NOLOGIN; service_role BYPASSRLS)');
+
+-- Every jsonb argument of the public API has documented limits (size,
+-- depth) in usage_tracker.limits(): a new one must be added there, checked
+-- up front, and listed here.
+CREATE TEMP TABLE jsonb_args (param text PRIMARY KEY, limits_key text);
+INSERT INTO jsonb_args VALUES ('p_metadata', 'metadata'), ('metadata', 'metadata'),
+    ('p_configuration_snapshot', 'configuration_snapshot'), ('p_limits', 'plan_limits'), ('p_prices', 'price_list');
+SELECT is_empty($$
+    SELECT p.proname || '(' || a.name || ')'
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+           unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, type)
+     WHERE n.nspname = 'usage_tracker' AND a.type = 'jsonb'::regtype
+       AND NOT EXISTS (SELECT 1 FROM jsonb_args j WHERE j.param = a.name
+                         AND usage_tracker.limits() ? j.limits_key)
+$$, 'every jsonb argument has documented limits in usage_tracker.limits()');
 
 SELECT * FROM finish();
 ROLLBACK;
