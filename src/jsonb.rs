@@ -301,6 +301,6 @@ mod tests {
         }
         parts.push(r#""zz": {"a": {"b": [1, 2, {"c": 3}]}}"#.to_string());
         let doc = format!("{{{}}}", parts.join(", "));
-        assert_eq!(j(&doc).depth(100), 4);
+        assert_eq!(j(&doc).depth(100), 5);
     }
 }
