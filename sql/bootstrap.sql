@@ -76,9 +76,9 @@ CREATE TABLE usage_tracker.model_prices (
     effective_from           timestamptz   NOT NULL,
     input_usd_per_mtok       numeric(18,9) NOT NULL,
     output_usd_per_mtok      numeric(18,9) NOT NULL,
-    cache_read_usd_per_mtok  numeric(18,9) NOT NULL,
-    cache_write_usd_per_mtok numeric(18,9) NOT NULL,
-    reasoning_usd_per_mtok   numeric(18,9) NOT NULL,
+    cache_read_usd_per_mtok  numeric(18,9),
+    cache_write_usd_per_mtok numeric(18,9),
+    reasoning_usd_per_mtok   numeric(18,9),
     shipped                  boolean       NOT NULL DEFAULT false,
     created_at               timestamptz   NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT model_prices_pkey PRIMARY KEY (price_id),
@@ -93,16 +93,16 @@ CREATE INDEX model_prices_lookup_idx
     ON usage_tracker.model_prices (model, effective_from DESC, price_id DESC);
 
 COMMENT ON TABLE usage_tracker.model_prices IS
-    'Model price catalog, in USD per million tokens. The price in force for an event is the row with the latest effective_from not after the event (and the highest price_id among equal effective_from). Rows are never updated: set_model_price adds a version.';
+    'Model price catalog, in USD per million tokens. The price in force for an event is the row of the provider given (or, without one, of the model''s default provider: the one that priced it first, lowest price_id) with the latest effective_from not after the event (and the highest price_id among equal effective_from). Rows are never updated: set_model_price adds a version.';
 COMMENT ON COLUMN usage_tracker.model_prices.price_id IS 'Id of this price version, stored with every log row costed with it';
 COMMENT ON COLUMN usage_tracker.model_prices.provider IS 'Provider, lower case (anthropic, openai, ...)';
 COMMENT ON COLUMN usage_tracker.model_prices.model IS 'Model name exactly as logged in ai_usage_log.model_used';
 COMMENT ON COLUMN usage_tracker.model_prices.effective_from IS 'First instant this price applies to';
 COMMENT ON COLUMN usage_tracker.model_prices.input_usd_per_mtok IS 'USD per million uncached input tokens';
 COMMENT ON COLUMN usage_tracker.model_prices.output_usd_per_mtok IS 'USD per million output tokens';
-COMMENT ON COLUMN usage_tracker.model_prices.cache_read_usd_per_mtok IS 'USD per million input tokens read from the provider''s prompt cache';
-COMMENT ON COLUMN usage_tracker.model_prices.cache_write_usd_per_mtok IS 'USD per million input tokens written to the provider''s prompt cache';
-COMMENT ON COLUMN usage_tracker.model_prices.reasoning_usd_per_mtok IS 'USD per million reasoning (thinking) tokens';
+COMMENT ON COLUMN usage_tracker.model_prices.cache_read_usd_per_mtok IS 'USD per million input tokens read from the provider''s prompt cache; NULL: no price (such tokens cost nothing and are listed by list_unknown_models, never charged at another rate)';
+COMMENT ON COLUMN usage_tracker.model_prices.cache_write_usd_per_mtok IS 'USD per million input tokens written to the provider''s prompt cache; NULL: no price (see cache_read_usd_per_mtok)';
+COMMENT ON COLUMN usage_tracker.model_prices.reasoning_usd_per_mtok IS 'USD per million reasoning (thinking) tokens; NULL: no price (see cache_read_usd_per_mtok)';
 COMMENT ON COLUMN usage_tracker.model_prices.shipped IS 'True for the prices installed with the extension (not dumped by pg_dump; the extension script recreates them)';
 COMMENT ON COLUMN usage_tracker.model_prices.created_at IS 'When this version was added';
 
@@ -193,7 +193,8 @@ CREATE TABLE usage_tracker.ai_usage_log (
     session_id           text,
     error_message        text,
     idempotency_key      text,
-    metadata             jsonb
+    metadata             jsonb,
+    unpriced_buckets     text[]
 ) PARTITION BY RANGE (created_at);
 
 -- No primary key or index on the parent itself: each partition gets its
@@ -238,6 +239,7 @@ COMMENT ON COLUMN usage_tracker.ai_usage_log.session_id IS 'Groups the turns of 
 COMMENT ON COLUMN usage_tracker.ai_usage_log.error_message IS 'Error message when status = error';
 COMMENT ON COLUMN usage_tracker.ai_usage_log.idempotency_key IS 'Idempotency key given by the caller, if any';
 COMMENT ON COLUMN usage_tracker.ai_usage_log.metadata IS 'Free-form JSON object';
+COMMENT ON COLUMN usage_tracker.ai_usage_log.unpriced_buckets IS 'Token buckets with tokens but no rate in the price version used (cache_read, cache_write, reasoning): they cost nothing here; list_unknown_models shows them. NULL when everything was priced';
 
 -- Idempotency keys need a home of their own: a unique index on the
 -- partitioned log would have to include created_at, and a retry may carry a

@@ -105,11 +105,11 @@ COMMENT ON FUNCTION usage_tracker.get_ai_cost_summary IS
 
 CREATE FUNCTION usage_tracker.list_unknown_models(p_org_id uuid DEFAULT NULL)
 RETURNS TABLE (provider text, model_used text, requests bigint, total_tokens numeric,
-               first_seen timestamptz, last_seen timestamptz)
+               first_seen timestamptz, last_seen timestamptz, missing text[])
 LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT * FROM usage_tracker_private.list_unknown_models(p_org_id) $$;
 COMMENT ON FUNCTION usage_tracker.list_unknown_models IS
-    'Models logged without a price (at zero cost), scoped like get_ai_usage_dashboard. Add their prices with set_model_price.';
+    'Models logged without a price (missing: {price}, at zero cost) or with tokens in a bucket their price has no rate for (missing: {cache_read}, {cache_write}, {reasoning}; those tokens cost nothing), scoped like get_ai_usage_dashboard. Add the prices with set_model_price, then reprice_ai_usage.';
 
 CREATE FUNCTION usage_tracker.set_model_price(
     p_provider                 text,
@@ -180,11 +180,12 @@ AS $$ SELECT usage_tracker_private.set_org_settings($1, $2, $3) $$;
 COMMENT ON FUNCTION usage_tracker.set_org_settings IS
     'Sets an organization''s IANA time zone (days and periods start at its midnight) and billing anchor day 1..31 (service_role); NULL keeps a setting.';
 
-CREATE FUNCTION usage_tracker.create_plan(p_plan text, p_description text DEFAULT NULL, p_limits jsonb DEFAULT '{}', p_is_default boolean DEFAULT false)
+CREATE FUNCTION usage_tracker.create_plan(p_plan text, p_description text DEFAULT NULL, p_limits jsonb DEFAULT '{}',
+                                          p_is_default boolean DEFAULT false, p_base_plan text DEFAULT NULL)
 RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.create_plan($1, $2, $3, $4) $$;
+AS $$ SELECT usage_tracker_private.create_plan($1, $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION usage_tracker.create_plan IS
-    'Creates or updates a custom plan with limits {"chat_messages": 1000, "ai_tokens": -1} (-1 = unlimited), optionally as the default plan (service_role).';
+    'Creates or updates a custom plan with limits {"chat_messages": 1000, "ai_tokens": -1} (-1 = unlimited), optionally as the default plan (service_role). Limits the plan does not have yet and p_limits does not list come from p_base_plan; without it they are unlimited (a NOTICE lists them).';
 
 CREATE FUNCTION usage_tracker.set_plan_limit(p_plan text, p_limit_key text, p_max_quantity bigint)
 RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -196,6 +197,12 @@ RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.define_limit($1, $2, $3, $4) $$;
 COMMENT ON FUNCTION usage_tracker.define_limit IS
     'Defines a limit: the event types counting against it, its unit, and billing_period (resets) or total (service_role).';
+
+CREATE FUNCTION usage_tracker.set_limit_source(p_limit_key text, p_source text)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_limit_source($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.set_limit_source IS
+    'What counts against a limit (service_role): events (usage events of its event types), ai_log (the tokens of requests logged with log_ai_usage; limits on ai_tokens_input / ai_tokens_output only) or both (ai_tokens'' default). Period rows are recomputed from history.';
 
 CREATE FUNCTION usage_tracker.add_event_type(p_event_type text, p_unit text DEFAULT NULL, p_description text DEFAULT NULL)
 RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
@@ -709,6 +716,9 @@ CREATE POLICY event_types_select ON usage_tracker.event_types
 ALTER TABLE usage_tracker.limit_definitions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY limit_definitions_select ON usage_tracker.limit_definitions
     FOR SELECT TO authenticated, service_role USING (true);
+ALTER TABLE usage_tracker.limit_settings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY limit_settings_select ON usage_tracker.limit_settings
+    FOR SELECT TO authenticated, service_role USING (true);
 ALTER TABLE usage_tracker.plans ENABLE ROW LEVEL SECURITY;
 CREATE POLICY plans_select ON usage_tracker.plans
     FOR SELECT TO authenticated, service_role USING (true);
@@ -724,6 +734,23 @@ CREATE TRIGGER model_prices_changed
     FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
 CREATE TRIGGER budgets_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.budgets
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+-- The ingest path keeps each organization's plan and period and each
+-- plan's AI-fed limits (src/usage/ai_limits.rs).
+CREATE TRIGGER organizations_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.organizations
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER plans_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.plans
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER plan_limits_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.plan_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER limit_definitions_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.limit_definitions
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER limit_settings_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.limit_settings
     FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
 
 ------------------------------------------------------------------------------
@@ -742,7 +769,7 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.model_prices, usage_tracker.request_types,
                 usage_tracker.organizations, usage_tracker.usage_events, usage_tracker.usage_detail,
                 usage_tracker.organization_usage, usage_tracker.quota_reservations,
-                usage_tracker.event_types, usage_tracker.limit_definitions,
+                usage_tracker.event_types, usage_tracker.limit_definitions, usage_tracker.limit_settings,
                 usage_tracker.plans, usage_tracker.plan_limits,
                 usage_tracker.budgets, usage_tracker.budget_alerts,
                 usage_tracker.report_runs, usage_tracker.user_monthly_usage,
@@ -775,7 +802,7 @@ DECLARE
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
-                                'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
+                                'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type', 'set_limit_source',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
                                 'set_retention', 'verify_rollups', 'rebuild_rollups',
                                 'backfill_potential_cost', 'reprice_ai_usage', 'rollup_gaps'];
@@ -813,6 +840,7 @@ SELECT pg_catalog.pg_extension_config_dump('usage_tracker.request_types', 'WHERE
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker_private.ai_usage_idempotency', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.event_types', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.limit_definitions', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.limit_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.plans', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.plan_limits', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('usage_tracker.organizations', '');

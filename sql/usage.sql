@@ -43,7 +43,9 @@ CREATE TABLE usage_tracker.limit_definitions (
     shipped     boolean     NOT NULL DEFAULT false,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     per_user    boolean     NOT NULL DEFAULT false,
+    source      text        NOT NULL DEFAULT 'events',
     CONSTRAINT limit_definitions_pkey PRIMARY KEY (limit_key),
+    CONSTRAINT limit_definitions_source_check CHECK (source IN ('events', 'ai_log', 'both')),
     CONSTRAINT limit_definitions_name_check CHECK (limit_key ~ '^[a-z][a-z0-9_]{0,62}$'),
     CONSTRAINT limit_definitions_types_check CHECK (pg_catalog.cardinality(event_types) BETWEEN 1 AND 32),
     CONSTRAINT limit_definitions_period_check CHECK (period IN ('billing_period', 'total'))
@@ -56,19 +58,40 @@ COMMENT ON COLUMN usage_tracker.limit_definitions.unit IS 'Unit shown with the l
 COMMENT ON COLUMN usage_tracker.limit_definitions.period IS 'billing_period (resets every period) or total (never resets)';
 COMMENT ON COLUMN usage_tracker.limit_definitions.shipped IS 'True for the definitions installed with the extension';
 COMMENT ON COLUMN usage_tracker.limit_definitions.created_at IS 'When the definition was added';
+COMMENT ON COLUMN usage_tracker.limit_definitions.source IS 'What counts against the limit by default: events (usage events of its event types), ai_log (the tokens of logged AI requests, for limits on ai_tokens_input / ai_tokens_output) or both; limit_settings overrides it';
 COMMENT ON COLUMN usage_tracker.limit_definitions.per_user IS 'True for a limit per user rather than per organization (report_runs_per_user, enforced by start_report_run); quota checks skip it';
 
-INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped) VALUES
-    ('csv_uploads',      '{csv_upload}',                        'uploads',  'billing_period', true),
-    ('csv_rows',         '{csv_row_processed}',                 'rows',     'billing_period', true),
-    ('analyses',         '{analysis_run}',                      'analyses', 'billing_period', true),
-    ('chat_messages',    '{chat_message}',                      'messages', 'billing_period', true),
-    ('ai_tokens',        '{ai_tokens_input,ai_tokens_output}',  'tokens',   'billing_period', true),
-    ('mapping_profiles', '{mapping_profile_created}',           'profiles', 'total',          true);
+-- ai_tokens counts both the ai_tokens_input / ai_tokens_output events
+-- (seed 002) and the tokens of requests logged with log_ai_usage: one meter
+-- for a new user. A caller that tracks those events for the same requests
+-- it logs sets the source to events (or ai_log) with set_limit_source.
+INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped, source) VALUES
+    ('csv_uploads',      '{csv_upload}',                        'uploads',  'billing_period', true, 'events'),
+    ('csv_rows',         '{csv_row_processed}',                 'rows',     'billing_period', true, 'events'),
+    ('analyses',         '{analysis_run}',                      'analyses', 'billing_period', true, 'events'),
+    ('chat_messages',    '{chat_message}',                      'messages', 'billing_period', true, 'events'),
+    ('ai_tokens',        '{ai_tokens_input,ai_tokens_output}',  'tokens',   'billing_period', true, 'both'),
+    ('mapping_profiles', '{mapping_profile_created}',           'profiles', 'total',          true, 'events');
 -- Seed 004's monthly report run limit, per user: start_report_run holds
 -- users to it (the seed's default of 50 on every shipped plan).
 INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped, per_user) VALUES
     ('report_runs_per_user', '{report_run}', 'runs', 'billing_period', true, true);
+
+-- The source of a limit as the operator set it (overrides the definition's
+-- default; kept by pg_dump, unlike the shipped definitions).
+CREATE TABLE usage_tracker.limit_settings (
+    limit_key  text        NOT NULL,
+    source     text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT limit_settings_pkey PRIMARY KEY (limit_key),
+    CONSTRAINT limit_settings_limit_fkey FOREIGN KEY (limit_key) REFERENCES usage_tracker.limit_definitions (limit_key) ON DELETE CASCADE,
+    CONSTRAINT limit_settings_source_check CHECK (source IN ('events', 'ai_log', 'both'))
+);
+COMMENT ON TABLE usage_tracker.limit_settings IS
+    'Per-limit settings set with set_limit_source (service_role): what counts against the limit, overriding limit_definitions.source';
+COMMENT ON COLUMN usage_tracker.limit_settings.limit_key IS 'Limit';
+COMMENT ON COLUMN usage_tracker.limit_settings.source IS 'events, ai_log or both';
+COMMENT ON COLUMN usage_tracker.limit_settings.updated_at IS 'When it was set';
 
 CREATE TABLE usage_tracker.plans (
     plan        text        NOT NULL,

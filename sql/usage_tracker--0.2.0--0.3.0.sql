@@ -1,4 +1,5 @@
--- usage_tracker 0.2.0 -> 0.3.0: hardening against adversarial tenants.
+-- usage_tracker 0.2.0 -> 0.3.0: hardening against adversarial tenants, and
+-- defaults that never surprise with money or limits.
 -- * Idempotency keys remember a digest of the first call's payload: a retry
 --   with another payload is refused (23505) instead of returning the first id.
 -- * Rollup token and latency sums are numeric: one organization's busy day
@@ -10,6 +11,14 @@
 -- * Privileges are revoked from every API role, not only PUBLIC and anon
 --   (a database's default privileges could grant TRUNCATE on the log), also
 --   on existing log partitions.
+-- * A price without cache or reasoning rates is no price for those buckets
+--   (NULL), never the input or output rate; logged rows record unpriced
+--   buckets, which list_unknown_models shows.
+-- * Limits can count the AI log (set_limit_source). ai_tokens counts both
+--   events and logged AI requests on new installs; an updated database keeps
+--   counting events only (limit_settings), as 0.2.0 did: switch with
+--   SELECT usage_tracker.set_limit_source('ai_tokens', 'both').
+-- * create_plan takes p_base_plan for the limits it does not list.
 
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ADD COLUMN payload_digest bytea;
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';
@@ -33,14 +42,81 @@ ALTER TABLE usage_tracker.ai_usage_user_daily
 ALTER TABLE usage_tracker.ai_usage_customer_hourly ALTER COLUMN total_tokens TYPE numeric;
 ALTER TABLE usage_tracker.ai_usage_customer_daily ALTER COLUMN total_tokens TYPE numeric;
 
-ALTER TABLE usage_tracker.limit_definitions ADD COLUMN per_user boolean NOT NULL DEFAULT false;
+-- Prices: a bucket without a rate; log rows: the buckets left unpriced.
+ALTER TABLE usage_tracker.model_prices ALTER COLUMN cache_read_usd_per_mtok DROP NOT NULL,
+    ALTER COLUMN cache_write_usd_per_mtok DROP NOT NULL, ALTER COLUMN reasoning_usd_per_mtok DROP NOT NULL;
+COMMENT ON TABLE usage_tracker.model_prices IS
+    'Model price catalog, in USD per million tokens. The price in force for an event is the row of the provider given (or, without one, of the model''s default provider: the one that priced it first, lowest price_id) with the latest effective_from not after the event (and the highest price_id among equal effective_from). Rows are never updated: set_model_price adds a version.';
+COMMENT ON COLUMN usage_tracker.model_prices.cache_read_usd_per_mtok IS 'USD per million input tokens read from the provider''s prompt cache; NULL: no price (such tokens cost nothing and are listed by list_unknown_models, never charged at another rate)';
+COMMENT ON COLUMN usage_tracker.model_prices.cache_write_usd_per_mtok IS 'USD per million input tokens written to the provider''s prompt cache; NULL: no price (see cache_read_usd_per_mtok)';
+COMMENT ON COLUMN usage_tracker.model_prices.reasoning_usd_per_mtok IS 'USD per million reasoning (thinking) tokens; NULL: no price (see cache_read_usd_per_mtok)';
+ALTER TABLE usage_tracker.ai_usage_log ADD COLUMN unpriced_buckets text[];
+COMMENT ON COLUMN usage_tracker.ai_usage_log.unpriced_buckets IS 'Token buckets with tokens but no rate in the price version used (cache_read, cache_write, reasoning): they cost nothing here; list_unknown_models shows them. NULL when everything was priced';
+DO $unpriced$
+DECLARE p record;
+BEGIN
+    FOR p IN SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'usage_tracker.ai_usage_log'::pg_catalog.regclass
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX IF EXISTS usage_tracker_private.%I', p.relname || '_unpriced_idx');
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON usage_tracker_private.%I (model_used) '
+                                  'WHERE price_id IS NULL OR unpriced_buckets IS NOT NULL',
+                                  p.relname || '_unpriced_idx', p.relname);
+    END LOOP;
+END
+$unpriced$;
+
+-- Limits: per user (report runs) and fed by the AI log.
+ALTER TABLE usage_tracker.limit_definitions ADD COLUMN per_user boolean NOT NULL DEFAULT false,
+    ADD COLUMN source text NOT NULL DEFAULT 'events',
+    ADD CONSTRAINT limit_definitions_source_check CHECK (source IN ('events', 'ai_log', 'both'));
 COMMENT ON COLUMN usage_tracker.limit_definitions.per_user IS 'True for a limit per user rather than per organization (report_runs_per_user, enforced by start_report_run); quota checks skip it';
+COMMENT ON COLUMN usage_tracker.limit_definitions.source IS 'What counts against the limit by default: events (usage events of its event types), ai_log (the tokens of logged AI requests, for limits on ai_tokens_input / ai_tokens_output) or both; limit_settings overrides it';
+UPDATE usage_tracker.limit_definitions SET source = 'both' WHERE limit_key = 'ai_tokens' AND shipped;
 INSERT INTO usage_tracker.limit_definitions (limit_key, event_types, unit, period, shipped, per_user) VALUES
     ('report_runs_per_user', '{report_run}', 'runs', 'billing_period', true, true);
 INSERT INTO usage_tracker.plan_limits (plan, limit_key, max_quantity, shipped) VALUES
     ('trial', 'report_runs_per_user', 50, true), ('pilot', 'report_runs_per_user', 50, true),
     ('subscription', 'report_runs_per_user', 50, true);
+CREATE TABLE usage_tracker.limit_settings (
+    limit_key  text        NOT NULL,
+    source     text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT limit_settings_pkey PRIMARY KEY (limit_key),
+    CONSTRAINT limit_settings_limit_fkey FOREIGN KEY (limit_key) REFERENCES usage_tracker.limit_definitions (limit_key) ON DELETE CASCADE,
+    CONSTRAINT limit_settings_source_check CHECK (source IN ('events', 'ai_log', 'both'))
+);
+COMMENT ON TABLE usage_tracker.limit_settings IS
+    'Per-limit settings set with set_limit_source (service_role): what counts against the limit, overriding limit_definitions.source';
+COMMENT ON COLUMN usage_tracker.limit_settings.limit_key IS 'Limit';
+COMMENT ON COLUMN usage_tracker.limit_settings.source IS 'events, ai_log or both';
+COMMENT ON COLUMN usage_tracker.limit_settings.updated_at IS 'When it was set';
+ALTER TABLE usage_tracker.limit_settings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY limit_settings_select ON usage_tracker.limit_settings
+    FOR SELECT TO authenticated, service_role USING (true);
+SELECT pg_catalog.pg_extension_config_dump('usage_tracker.limit_settings', '');
+-- As 0.2.0 did: ai_tokens counts events only until the operator says otherwise.
+INSERT INTO usage_tracker.limit_settings (limit_key, source)
+SELECT 'ai_tokens', 'events' WHERE EXISTS (SELECT 1 FROM usage_tracker.limit_definitions WHERE limit_key = 'ai_tokens');
 
+-- Per-backend copies of organizations, plans and limits (the ingest path).
+CREATE TRIGGER organizations_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.organizations
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER plans_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.plans
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER plan_limits_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.plan_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER limit_definitions_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.limit_definitions
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+CREATE TRIGGER limit_settings_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usage_tracker.limit_settings
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_tracker_private.cached_table_changed();
+
+-- New functions.
 CREATE FUNCTION usage_tracker_private."limits"() RETURNS jsonb
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
@@ -54,7 +130,72 @@ AS $$ SELECT usage_tracker_private.limits() $$;
 COMMENT ON FUNCTION usage_tracker.limits IS
     'The documented limits of the API: largest tokens, quantities, prices and budgets, text lengths, day ranges, and the size and depth of each jsonb argument.';
 
--- Wrappers whose defaults or result types changed.
+CREATE FUNCTION usage_tracker_private."set_limit_source"(
+	"p_limit_key" TEXT,
+	"p_source" TEXT
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_limit_source_wrapper';
+ALTER FUNCTION usage_tracker_private.set_limit_source(TEXT, TEXT) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.set_limit_source(TEXT, TEXT) SET jit = off;
+CREATE FUNCTION usage_tracker.set_limit_source(p_limit_key text, p_source text)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.set_limit_source($1, $2) $$;
+COMMENT ON FUNCTION usage_tracker.set_limit_source IS
+    'What counts against a limit (service_role): events (usage events of its event types), ai_log (the tokens of requests logged with log_ai_usage; limits on ai_tokens_input / ai_tokens_output only) or both (ai_tokens'' default). Period rows are recomputed from history.';
+
+-- Functions whose arguments, defaults or results changed.
+DROP FUNCTION usage_tracker.create_plan(text, text, jsonb, boolean);
+DROP FUNCTION usage_tracker_private.create_plan(text, text, jsonb, boolean);
+CREATE FUNCTION usage_tracker_private."create_plan"(
+	"p_plan" TEXT,
+	"p_description" TEXT,
+	"p_limits" jsonb,
+	"p_is_default" bool,
+	"p_base_plan" TEXT
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_plan_wrapper';
+ALTER FUNCTION usage_tracker_private.create_plan(TEXT, TEXT, jsonb, bool, TEXT) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.create_plan(TEXT, TEXT, jsonb, bool, TEXT) SET jit = off;
+CREATE FUNCTION usage_tracker.create_plan(p_plan text, p_description text DEFAULT NULL, p_limits jsonb DEFAULT '{}',
+                                          p_is_default boolean DEFAULT false, p_base_plan text DEFAULT NULL)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.create_plan($1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION usage_tracker.create_plan IS
+    'Creates or updates a custom plan with limits {"chat_messages": 1000, "ai_tokens": -1} (-1 = unlimited), optionally as the default plan (service_role). Limits the plan does not have yet and p_limits does not list come from p_base_plan; without it they are unlimited (a NOTICE lists them).';
+
+DROP FUNCTION usage_tracker.list_unknown_models(uuid);
+DROP FUNCTION usage_tracker_private.list_unknown_models(uuid);
+CREATE FUNCTION usage_tracker_private."list_unknown_models"(
+	"p_org_id" uuid
+) RETURNS TABLE (
+	"provider" TEXT,
+	"model_used" TEXT,
+	"requests" bigint,
+	"total_tokens" NUMERIC,
+	"first_seen" timestamp with time zone,
+	"last_seen" timestamp with time zone,
+	"missing" TEXT[]
+)
+STABLE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_unknown_models_wrapper';
+ALTER FUNCTION usage_tracker_private.list_unknown_models(uuid) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.list_unknown_models(uuid) SET jit = off;
+CREATE FUNCTION usage_tracker.list_unknown_models(p_org_id uuid DEFAULT NULL)
+RETURNS TABLE (provider text, model_used text, requests bigint, total_tokens numeric,
+               first_seen timestamptz, last_seen timestamptz, missing text[])
+LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT * FROM usage_tracker_private.list_unknown_models(p_org_id) $$;
+COMMENT ON FUNCTION usage_tracker.list_unknown_models IS
+    'Models logged without a price (missing: {price}, at zero cost) or with tokens in a bucket their price has no rate for (missing: {cache_read}, {cache_write}, {reasoning}; those tokens cost nothing), scoped like get_ai_usage_dashboard. Add the prices with set_model_price, then reprice_ai_usage.';
+
 DROP FUNCTION usage_tracker.start_report_run(uuid, uuid, uuid, jsonb, uuid, boolean, integer);
 CREATE FUNCTION usage_tracker.start_report_run(p_user_id uuid, p_repository_id uuid DEFAULT NULL,
         p_report_configuration_id uuid DEFAULT NULL, p_configuration_snapshot jsonb DEFAULT NULL,
@@ -125,7 +266,7 @@ GRANT SELECT ON usage_tracker.org_members, usage_tracker.ai_usage_log,
                 usage_tracker.model_prices, usage_tracker.request_types,
                 usage_tracker.organizations, usage_tracker.usage_events, usage_tracker.usage_detail,
                 usage_tracker.organization_usage, usage_tracker.quota_reservations,
-                usage_tracker.event_types, usage_tracker.limit_definitions,
+                usage_tracker.event_types, usage_tracker.limit_definitions, usage_tracker.limit_settings,
                 usage_tracker.plans, usage_tracker.plan_limits,
                 usage_tracker.budgets, usage_tracker.budget_alerts,
                 usage_tracker.report_runs, usage_tracker.user_monthly_usage,
@@ -158,7 +299,7 @@ DECLARE
     -- Trusted callers only.
     service_fns text[] := ARRAY['set_model_price', 'add_request_type', 'set_org_member',
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
-                                'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type',
+                                'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type', 'set_limit_source',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
                                 'set_retention', 'verify_rollups', 'rebuild_rollups',
                                 'backfill_potential_cost', 'reprice_ai_usage', 'rollup_gaps'];

@@ -76,6 +76,7 @@ pub struct AiUsage {
 }
 
 const IDEMPOTENCY: &str = "usage_tracker_private.ai_usage_idempotency";
+const LOG: &str = "usage_tracker.ai_usage_log";
 
 /// What only the extension itself may set on a logged request.
 #[derive(Clone, Copy, Default)]
@@ -99,24 +100,33 @@ const LOG_VALUES: &str =
 thread_local! {
     // Insert statements per (month partition, with idempotency key), kept
     // for the backend's life: a handful of months at most.
-    static INSERTS: RefCell<HashMap<(i32, bool, bool), &'static str>> = RefCell::new(HashMap::new());
+    static INSERTS: RefCell<HashMap<(i32, bool, bool, bool), &'static str>> = RefCell::new(HashMap::new());
 }
 
 /// The insert for the month partition `key`. Rows go straight into their
 /// partition (log_ai_usage knows it: it just made sure it exists), which
 /// spares every call the partition routing of an insert into the parent;
 /// Postgres still checks the partition's bounds. With an idempotency key,
-/// the statement claims the key first (with the payload's digest, $33); no
+/// the statement claims the key first (with the payload's digest, $34); no
 /// row comes back when the key was already taken (by a committed or
 /// concurrent call).
-fn insert_sql(key: i32, with_key: bool, digest: bool) -> &'static str {
-    let id = (key, with_key, digest);
+fn insert_sql(key: i32, with_key: bool, digest: bool, current: bool) -> &'static str {
+    let id = (key, with_key, digest, current);
     if let Some(sql) = INSERTS.with(|m| m.borrow().get(&id).copied()) {
         return sql;
     }
     let part = partitions::partition_name(key);
+    // A database not updated to 0.3.0 yet has no unpriced_buckets ($33).
+    let (columns, values) = if current {
+        (
+            format!("{LOG_COLUMNS}, unpriced_buckets"),
+            format!("{LOG_VALUES}, $33"),
+        )
+    } else {
+        (LOG_COLUMNS.to_string(), LOG_VALUES.to_string())
+    };
     let (digest_col, digest_val) = if digest {
-        (", payload_digest", ", $33")
+        (", payload_digest", ", $34")
     } else {
         ("", "")
     };
@@ -126,12 +136,12 @@ fn insert_sql(key: i32, with_key: bool, digest: bool) -> &'static str {
                INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at{digest_col}) \
                VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4{digest_val}) \
                ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
-             INSERT INTO usage_tracker_private.{part} (id, {LOG_COLUMNS}) \
-             SELECT k.log_id, {LOG_VALUES} FROM k RETURNING id"
+             INSERT INTO usage_tracker_private.{part} (id, {columns}) \
+             SELECT k.log_id, {values} FROM k RETURNING id"
         )
     } else {
         format!(
-            "INSERT INTO usage_tracker_private.{part} ({LOG_COLUMNS}) VALUES ({LOG_VALUES}) \
+            "INSERT INTO usage_tracker_private.{part} ({columns}) VALUES ({values}) \
              RETURNING id"
         )
     };
@@ -421,11 +431,30 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
         u.metadata.into(),
         total_tokens.into(),
     ];
+    let current = crate::relcache::has_column(LOG, "unpriced_buckets")?;
+    if current {
+        args.push(
+            (!costs.unpriced.is_empty())
+                .then(|| {
+                    costs
+                        .unpriced
+                        .iter()
+                        .map(|b| b.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .into(),
+        );
+    }
     let with_key = u.idempotency_key.is_some();
     if let Some(d) = &digest {
         args.push(d.clone().into());
     }
-    let sql = insert_sql(partitions::month_key(&when), with_key, digest.is_some());
+    let sql = insert_sql(
+        partitions::month_key(&when),
+        with_key,
+        digest.is_some(),
+        current,
+    );
     let inserted: Option<Uuid> = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
         let t = c.update(&*p, None, &args)?;
@@ -435,6 +464,15 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
         Ok(t.first().get_one::<Uuid>()?)
     })?;
     if let Some(id) = inserted {
+        // One meter: the tokens count against the organization's AI-fed
+        // token limits (a response served from the application's own cache
+        // used no provider tokens).
+        if !u.cached.unwrap_or(false) {
+            let input_side = validate::add("tokens", toks.input, toks.cache_read)
+                .and_then(|t| validate::add("tokens", t, toks.cache_write))?;
+            let output_side = validate::add("tokens", toks.output, toks.reasoning)?;
+            crate::usage::ai_limits::feed(org_id, created_at, input_side, output_side)?;
+        }
         if !costs.total.is_zero() && crate::usage::budgets::org_has_budget(org_id)? {
             crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
         }

@@ -70,11 +70,11 @@ SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'total_tokens_input', t.in_tok,
            'total_tokens_output', t.out_tok,
            'total_tokens', t.tok,
-           'total_cost_usd', t.cost,
-           'total_potential_cost_usd', t.potential,
-           'total_savings_usd', t.potential - t.cost,
-           'cache_write_extra_usd', t.cw_extra,
-           'net_savings_usd', t.potential - t.cost - t.cw_extra,
+           'total_cost_usd', round(t.cost, 9),
+           'total_potential_cost_usd', round(t.potential, 9),
+           'total_savings_usd', round(t.potential - t.cost, 9),
+           'cache_write_extra_usd', round(t.cw_extra, 9),
+           'net_savings_usd', round(t.potential - t.cost - t.cw_extra, 9),
            'avg_latency_ms', round(t.lat_sum::numeric / NULLIF(t.lat_n, 0), 2),
            'requests_by_provider', (SELECT pg_catalog.jsonb_object_agg(x.k, x.n) FROM (
                 SELECT coalesce(g.provider, 'unknown') AS k, sum(g.n) AS n FROM g WHERE g.b = t.b GROUP BY 1) x),
@@ -255,7 +255,8 @@ fn get_dashboard_stats(p_project_id: Option<Uuid>, p_days: Option<i32>) -> PgRes
     guarded(|| dashboard(p_project_id, p_days))
 }
 
-/// Validates p_prices: {"model": {"input_usd_per_mtok": n, "output_usd_per_mtok": n}}.
+/// Validates p_prices: {"model": {"input_usd_per_mtok": n, "output_usd_per_mtok": n, ...}}
+/// (cache_read_, cache_write_, reasoning_usd_per_mtok optional: no rate).
 fn check_prices(prices: &Option<Jsonb>) -> Result<()> {
     let Some(j) = prices else {
         return Ok(());
@@ -270,10 +271,17 @@ fn check_prices(prices: &Option<Jsonb>) -> Result<()> {
             UsageError::invalid("p_prices", format!("'{model}' must map to an object"))
         })?;
         for (k, n) in p {
-            if k != "input_usd_per_mtok" && k != "output_usd_per_mtok" {
+            const KEYS: [&str; 5] = [
+                "input_usd_per_mtok",
+                "output_usd_per_mtok",
+                "cache_read_usd_per_mtok",
+                "cache_write_usd_per_mtok",
+                "reasoning_usd_per_mtok",
+            ];
+            if !KEYS.contains(&k.as_str()) {
                 return Err(UsageError::invalid(
                     "p_prices",
-                    format!("unknown key '{k}' (input_usd_per_mtok, output_usd_per_mtok)"),
+                    format!("unknown key '{k}' ({})", KEYS.join(", ")),
                 ));
             }
             let d = match n {
@@ -304,27 +312,40 @@ fn check_prices(prices: &Option<Jsonb>) -> Result<()> {
 }
 
 /// Rows of the log in [$1, $2] (UTC days) with what they would cost now:
-/// the price in force at their time from the catalog, or p_prices ($3) per
-/// model (cache tokens at the input price, reasoning at the output price).
+/// the price in force at their time from the catalog (of the row's
+/// provider), or p_prices ($3) per model. A bucket without a rate costs
+/// nothing and is listed in `unpriced` (never priced at another rate).
 const RECOST_CTE: &str = "\
 c AS (
-    SELECT l.org_id, l.created_at, l.id, l.cached, l.total_cost_usd, l.potential_cost_usd, cat.price_id,
-           (l.input_tokens * r.i + l.output_tokens * r.o + l.cache_read_tokens * r.cr + l.cache_write_tokens * r.cw
-              + l.reasoning_tokens * r.rs) * 0.000001 AS full_cost,
+    SELECT l.org_id, l.created_at, l.id, l.cached, l.total_cost_usd, l.potential_cost_usd, l.unpriced_buckets, cat.price_id,
+           (l.input_tokens * r.i + l.output_tokens * r.o + l.cache_read_tokens * coalesce(r.cr, 0)
+              + l.cache_write_tokens * coalesce(r.cw, 0) + l.reasoning_tokens * coalesce(r.rs, 0)) * 0.000001 AS full_cost,
            l.input_tokens * r.i * 0.000001 AS in_cost, l.output_tokens * r.o * 0.000001 AS out_cost,
-           l.cache_read_tokens * r.cr * 0.000001 AS cr_cost, l.cache_write_tokens * r.cw * 0.000001 AS cw_cost,
-           l.reasoning_tokens * r.rs * 0.000001 AS rs_cost
+           l.cache_read_tokens * coalesce(r.cr, 0) * 0.000001 AS cr_cost,
+           l.cache_write_tokens * coalesce(r.cw, 0) * 0.000001 AS cw_cost,
+           l.reasoning_tokens * coalesce(r.rs, 0) * 0.000001 AS rs_cost,
+           nullif(pg_catalog.array_remove(ARRAY[
+               CASE WHEN l.cache_read_tokens > 0 AND r.cr IS NULL THEN 'cache_read' END,
+               CASE WHEN l.cache_write_tokens > 0 AND r.cw IS NULL THEN 'cache_write' END,
+               CASE WHEN l.reasoning_tokens > 0 AND r.rs IS NULL THEN 'reasoning' END], NULL), '{}') AS unpriced
       FROM usage_tracker.ai_usage_log l
       LEFT JOIN LATERAL (
            SELECT mp.* FROM usage_tracker.model_prices mp
             WHERE mp.model = l.model_used AND mp.effective_from <= l.created_at
+              AND mp.provider = coalesce(l.provider, (SELECT m0.provider FROM usage_tracker.model_prices m0
+                                                       WHERE m0.model = l.model_used ORDER BY m0.price_id LIMIT 1))
             ORDER BY mp.effective_from DESC, mp.price_id DESC LIMIT 1) cat ON true
       CROSS JOIN LATERAL (
-           SELECT coalesce((($3 -> l.model_used) ->> 'input_usd_per_mtok')::numeric, cat.input_usd_per_mtok) AS i,
-                  coalesce((($3 -> l.model_used) ->> 'output_usd_per_mtok')::numeric, cat.output_usd_per_mtok) AS o,
-                  coalesce((($3 -> l.model_used) ->> 'input_usd_per_mtok')::numeric, cat.cache_read_usd_per_mtok) AS cr,
-                  coalesce((($3 -> l.model_used) ->> 'input_usd_per_mtok')::numeric, cat.cache_write_usd_per_mtok) AS cw,
-                  coalesce((($3 -> l.model_used) ->> 'output_usd_per_mtok')::numeric, cat.reasoning_usd_per_mtok) AS rs) r
+           SELECT CASE WHEN $3 ? l.model_used THEN (($3 -> l.model_used) ->> 'input_usd_per_mtok')::numeric
+                       ELSE cat.input_usd_per_mtok END AS i,
+                  CASE WHEN $3 ? l.model_used THEN (($3 -> l.model_used) ->> 'output_usd_per_mtok')::numeric
+                       ELSE cat.output_usd_per_mtok END AS o,
+                  CASE WHEN $3 ? l.model_used THEN (($3 -> l.model_used) ->> 'cache_read_usd_per_mtok')::numeric
+                       ELSE cat.cache_read_usd_per_mtok END AS cr,
+                  CASE WHEN $3 ? l.model_used THEN (($3 -> l.model_used) ->> 'cache_write_usd_per_mtok')::numeric
+                       ELSE cat.cache_write_usd_per_mtok END AS cw,
+                  CASE WHEN $3 ? l.model_used THEN (($3 -> l.model_used) ->> 'reasoning_usd_per_mtok')::numeric
+                       ELSE cat.reasoning_usd_per_mtok END AS rs) r
      WHERE l.created_at >= ($1::timestamp AT TIME ZONE 'UTC') AND l.created_at < (($2 + 1)::timestamp AT TIME ZONE 'UTC')
        AND ($4::text IS NULL OR l.model_used = $4))";
 
@@ -380,6 +401,7 @@ fn backfill(
     dry_run: Option<bool>,
 ) -> Result<JsonB> {
     require_trusted("backfill_potential_cost")?;
+    crate::relcache::require_column("usage_tracker.ai_usage_log", "unpriced_buckets")?;
     let (from, to) = crate::rollups::range(from, to)?;
     check_prices(&prices)?;
     let dry = dry_run.unwrap_or(false);
@@ -393,7 +415,7 @@ fn backfill(
                   WHERE NOT $5 AND t.potential > 0 AND l.org_id = t.org_id AND l.created_at = t.created_at AND l.id = t.id \
                   RETURNING l.created_at) \
          SELECT pg_catalog.jsonb_build_object('rows', count(*) FILTER (WHERE t.potential > 0), \
-                'potential_cost_added_usd', coalesce(sum(t.potential) FILTER (WHERE t.potential > 0), 0), \
+                'potential_cost_added_usd', round(coalesce(sum(t.potential) FILTER (WHERE t.potential > 0), 0), 9), \
                 'rows_without_price', count(*) FILTER (WHERE t.potential IS NULL)), \
                 (SELECT min(u.created_at) FROM upd u), (SELECT max(u.created_at) FROM upd u) \
            FROM todo t"
@@ -439,6 +461,7 @@ fn reprice(
     dry_run: Option<bool>,
 ) -> Result<JsonB> {
     require_trusted("reprice_ai_usage")?;
+    crate::relcache::require_column("usage_tracker.ai_usage_log", "unpriced_buckets")?;
     let (from, to) = crate::rollups::range(from, to)?;
     let dry = dry_run.unwrap_or(true);
     crate::rollups::lock()?;
@@ -446,21 +469,21 @@ fn reprice(
         "WITH {RECOST_CTE}, \
          todo AS (SELECT c.*, CASE WHEN c.cached THEN 0 ELSE c.full_cost END AS new_total FROM c \
                    WHERE c.price_id IS NOT NULL \
-                     AND (CASE WHEN c.cached THEN 0 ELSE c.full_cost END, c.full_cost) \
-                         IS DISTINCT FROM (c.total_cost_usd, c.potential_cost_usd)), \
+                     AND (CASE WHEN c.cached THEN 0 ELSE c.full_cost END, c.full_cost, c.unpriced) \
+                         IS DISTINCT FROM (c.total_cost_usd, c.potential_cost_usd, c.unpriced_buckets)), \
          upd AS (UPDATE usage_tracker.ai_usage_log l SET price_id = t.price_id, \
                         input_cost_usd = CASE WHEN t.cached THEN 0 ELSE t.in_cost END, \
                         output_cost_usd = CASE WHEN t.cached THEN 0 ELSE t.out_cost END, \
                         cache_read_cost_usd = CASE WHEN t.cached THEN 0 ELSE t.cr_cost END, \
                         cache_write_cost_usd = CASE WHEN t.cached THEN 0 ELSE t.cw_cost END, \
                         reasoning_cost_usd = CASE WHEN t.cached THEN 0 ELSE t.rs_cost END, \
-                        total_cost_usd = t.new_total, potential_cost_usd = t.full_cost \
+                        total_cost_usd = t.new_total, potential_cost_usd = t.full_cost, unpriced_buckets = t.unpriced \
                    FROM todo t WHERE NOT $5 AND l.org_id = t.org_id AND l.created_at = t.created_at AND l.id = t.id \
                  RETURNING l.created_at) \
          SELECT pg_catalog.jsonb_build_object('rows', count(*), \
-                'old_total_cost_usd', coalesce(sum(t.total_cost_usd), 0), \
-                'new_total_cost_usd', coalesce(sum(t.new_total), 0), \
-                'difference_usd', coalesce(sum(t.new_total - t.total_cost_usd), 0)), \
+                'old_total_cost_usd', round(coalesce(sum(t.total_cost_usd), 0), 9), \
+                'new_total_cost_usd', round(coalesce(sum(t.new_total), 0), 9), \
+                'difference_usd', round(coalesce(sum(t.new_total - t.total_cost_usd), 0), 9)), \
                 (SELECT min(u.created_at) FROM upd u), (SELECT max(u.created_at) FROM upd u) \
            FROM todo t"
     );

@@ -40,6 +40,10 @@ pub const DEFAULT_RESERVATION_TTL_SECONDS: i32 = 900;
 /// past a user may record one (older is a backfill: service_role only).
 pub const CLOCK_SKEW_SECONDS: i64 = 300;
 
+/// Decimal places of USD amounts in JSON results (seed 001's dashboards keep
+/// the seed's 2 and 4); tables hold exact values.
+pub const MONEY_JSON_SCALE: u32 = 9;
+
 /// Text limits, in characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 pub const MAX_EMAIL: usize = 320;
@@ -99,6 +103,7 @@ pub fn all() -> serde_json::Value {
         "pending_alerts": MAX_PENDING_ALERTS,
         "reservation_ttl_seconds": MAX_RESERVATION_TTL_SECONDS,
         "clock_skew_seconds": CLOCK_SKEW_SECONDS,
+        "json_money_decimal_places": MONEY_JSON_SCALE,
         "idempotency_key_chars": MAX_IDEMPOTENCY_KEY,
         "email_chars": MAX_EMAIL,
         "customer_name_chars": MAX_CUSTOMER_NAME,

@@ -156,6 +156,13 @@ pub fn ensure_month(key: i32) -> Result<bool> {
         return Ok(false);
     }
     let (from, to) = (month_start(key), month_start(key + 1));
+    // Until ALTER EXTENSION ... UPDATE to 0.3.0 the log has no unpriced_buckets.
+    let unpriced = if crate::relcache::has_column("usage_tracker.ai_usage_log", "unpriced_buckets")?
+    {
+        "price_id IS NULL OR unpriced_buckets IS NOT NULL"
+    } else {
+        "price_id IS NULL"
+    };
     // Names and bounds come from integers, never from input.
     let ddl = format!(
         "CREATE TABLE usage_tracker_private.{name} \
@@ -164,7 +171,7 @@ pub fn ensure_month(key: i32) -> Result<bool> {
            PRIMARY KEY (org_id, created_at, id); \
          CREATE INDEX {name}_user_idx ON usage_tracker_private.{name} (user_id, created_at); \
          CREATE INDEX {name}_unpriced_idx ON usage_tracker_private.{name} (model_used) \
-           WHERE price_id IS NULL; \
+           WHERE {unpriced}; \
          CREATE INDEX {name}_seq_idx ON usage_tracker_private.{name} USING brin (ingest_seq); \
          CREATE INDEX {name}_time_idx ON usage_tracker_private.{name} USING brin (created_at); \
          ALTER TABLE usage_tracker_private.{name} ADD CONSTRAINT {name}_bounds \

@@ -17,14 +17,16 @@ use crate::relcache::Stamp;
 pub use crate::limits::{MAX_RATE, MAX_RATE_SCALE};
 use crate::validate::valid_provider;
 
-/// USD per million tokens for each kind of token.
+/// USD per million tokens for each kind of token. A bucket without a price
+/// (None) is never priced at another bucket's rate: its tokens cost nothing
+/// and the request records the bucket as unpriced (list_unknown_models).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rates {
     pub input: Decimal,
     pub output: Decimal,
-    pub cache_read: Decimal,
-    pub cache_write: Decimal,
-    pub reasoning: Decimal,
+    pub cache_read: Option<Decimal>,
+    pub cache_write: Option<Decimal>,
+    pub reasoning: Option<Decimal>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub struct Tokens {
 
 /// Exact costs in USD. `total` is what was paid (zero for responses served
 /// from the application's cache); `potential` what it would have cost.
+/// `unpriced`: buckets with tokens but no price in the version used.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Costs {
     pub input: Decimal,
@@ -47,6 +50,7 @@ pub struct Costs {
     pub reasoning: Decimal,
     pub total: Decimal,
     pub potential: Decimal,
+    pub unpriced: Vec<&'static str>,
 }
 
 /// tokens * rate / 1e6, exactly: the division is a shift of the scale.
@@ -69,17 +73,31 @@ pub fn compute_costs(t: &Tokens, rates: Option<&Rates>, cached: bool) -> Result<
     let Some(r) = rates else {
         return Ok(Costs::default());
     };
+    let mut unpriced = Vec::new();
+    let mut optional =
+        |name: &'static str, tokens: i64, rate: Option<Decimal>| -> Result<Decimal> {
+            match rate {
+                Some(rate) => token_cost(tokens, rate),
+                None => {
+                    if tokens > 0 {
+                        unpriced.push(name);
+                    }
+                    Ok(Decimal::ZERO)
+                }
+            }
+        };
     let parts = [
         token_cost(t.input, r.input)?,
         token_cost(t.output, r.output)?,
-        token_cost(t.cache_read, r.cache_read)?,
-        token_cost(t.cache_write, r.cache_write)?,
-        token_cost(t.reasoning, r.reasoning)?,
+        optional("cache_read", t.cache_read, r.cache_read)?,
+        optional("cache_write", t.cache_write, r.cache_write)?,
+        optional("reasoning", t.reasoning, r.reasoning)?,
     ];
     let potential = parts.iter().copied().sum::<Decimal>().normalize();
     if cached {
         return Ok(Costs {
             potential,
+            unpriced,
             ..Costs::default()
         });
     }
@@ -92,6 +110,7 @@ pub fn compute_costs(t: &Tokens, rates: Option<&Rates>, cached: bool) -> Result<
         reasoning,
         total: potential,
         potential,
+        unpriced,
     })
 }
 
@@ -117,8 +136,17 @@ struct Version {
     price: Price,
 }
 
-/// Price versions by model, newest first.
-type Catalog = HashMap<String, Vec<Version>>;
+/// A model's price versions, newest first, and its default provider: the
+/// one that priced the model first (lowest price_id), used when a request
+/// names no provider.
+#[derive(Default)]
+struct ModelPrices {
+    versions: Vec<Version>,
+    default_provider: String,
+    first_price_id: i32,
+}
+
+type Catalog = HashMap<String, ModelPrices>;
 
 thread_local! {
     /// The whole price catalog by model (it is small and read on every
@@ -141,6 +169,11 @@ fn load_catalog() -> Result<Catalog> {
             let text = |i: usize| -> Result<Decimal> {
                 from_numeric_text(&row.get::<String>(i)?.unwrap_or_default())
             };
+            let optional = |i: usize| -> Result<Option<Decimal>> {
+                row.get::<String>(i)?
+                    .map(|t| from_numeric_text(&t))
+                    .transpose()
+            };
             let model = row.get::<String>(1)?.unwrap_or_default();
             let from = row
                 .get::<pgrx::datum::TimestampWithTimeZone>(4)?
@@ -154,13 +187,18 @@ fn load_catalog() -> Result<Catalog> {
                     rates: Rates {
                         input: text(5)?,
                         output: text(6)?,
-                        cache_read: text(7)?,
-                        cache_write: text(8)?,
-                        reasoning: text(9)?,
+                        cache_read: optional(7)?,
+                        cache_write: optional(8)?,
+                        reasoning: optional(9)?,
                     },
                 },
             };
-            map.entry(model).or_default().push(v);
+            let m = map.entry(model).or_default();
+            if m.versions.is_empty() || v.price.price_id < m.first_price_id {
+                m.first_price_id = v.price.price_id;
+                m.default_provider = v.price.provider.clone();
+            }
+            m.versions.push(v);
         }
         Ok(())
     })?;
@@ -168,9 +206,12 @@ fn load_catalog() -> Result<Catalog> {
 }
 
 /// The price in force for `model` at `at`: the version with the latest
-/// effective_from not after `at` (highest price_id among equals). With no
-/// provider given, the latest version across providers wins. Served from
-/// the per-backend copy of the catalog, reloaded after any change.
+/// effective_from not after `at` (highest price_id among equals) of the
+/// provider given, or, with none given, of the model's default provider
+/// (the one that priced it first: a later price for the same name from
+/// another provider, say a cloud reseller, never replaces it silently).
+/// Served from the per-backend copy of the catalog, reloaded after any
+/// change.
 pub fn price_at(
     model: &str,
     provider: Option<&str>,
@@ -186,9 +227,11 @@ pub fn price_at(
     let at = at.into_inner();
     Ok(CATALOG.with(|c| {
         c.borrow().as_ref().and_then(|(_, map)| {
-            map.get(model)?
+            let m = map.get(model)?;
+            let provider = provider.unwrap_or(&m.default_provider);
+            m.versions
                 .iter()
-                .find(|v| v.effective_from <= at && provider.is_none_or(|p| v.price.provider == p))
+                .find(|v| v.effective_from <= at && v.price.provider == provider)
                 .map(|v| v.price.clone())
         })
     }))
@@ -250,10 +293,11 @@ fn set_model_price_impl(
         .ok_or(UsageError::NullValue("p_input_usd_per_mtok"))?;
     let output = rate_arg("p_output_usd_per_mtok", output)?
         .ok_or(UsageError::NullValue("p_output_usd_per_mtok"))?;
-    // Unless given, cached input costs what input costs, and reasoning what output costs.
-    let cache_read = rate_arg("p_cache_read_usd_per_mtok", cache_read)?.unwrap_or(input);
-    let cache_write = rate_arg("p_cache_write_usd_per_mtok", cache_write)?.unwrap_or(input);
-    let reasoning = rate_arg("p_reasoning_usd_per_mtok", reasoning)?.unwrap_or(output);
+    // A rate not given is no price (NULL), never another bucket's rate:
+    // tokens in that bucket cost nothing and list_unknown_models shows them.
+    let cache_read = rate_arg("p_cache_read_usd_per_mtok", cache_read)?;
+    let cache_write = rate_arg("p_cache_write_usd_per_mtok", cache_write)?;
+    let reasoning = rate_arg("p_reasoning_usd_per_mtok", reasoning)?;
     let id: Option<i32> = crate::spi_util::write_one(
         "INSERT INTO usage_tracker.model_prices (provider, model, effective_from, \
          input_usd_per_mtok, output_usd_per_mtok, cache_read_usd_per_mtok, \
@@ -265,18 +309,18 @@ fn set_model_price_impl(
             effective_from.into(),
             to_numeric(input)?.into(),
             to_numeric(output)?.into(),
-            to_numeric(cache_read)?.into(),
-            to_numeric(cache_write)?.into(),
-            to_numeric(reasoning)?.into(),
+            cache_read.map(to_numeric).transpose()?.into(),
+            cache_write.map(to_numeric).transpose()?.into(),
+            reasoning.map(to_numeric).transpose()?.into(),
         ],
     )?;
     id.ok_or_else(|| UsageError::Internal("insert returned no id".into()))
 }
 
-/// Adds a price version (service_role). Unset cache prices default to the
-/// input price, an unset reasoning price to the output price. Returns the
-/// new price_id. Events already logged keep their costs; use
-/// `reprice_ai_usage` to recompute them.
+/// Adds a price version (service_role). A cache or reasoning price not given
+/// is no price: those tokens are not charged at another bucket's rate but
+/// listed by list_unknown_models. Returns the new price_id. Events already
+/// logged keep their costs; use `reprice_ai_usage` to recompute them.
 #[pg_extern(
     security_definer,
     volatile,
@@ -317,15 +361,24 @@ type UnknownModelRow = (
     Option<AnyNumeric>,
     Option<pgrx::datum::TimestampWithTimeZone>,
     Option<pgrx::datum::TimestampWithTimeZone>,
+    Option<Vec<String>>,
 );
 
 fn unknown_models_impl(org: Option<Uuid>) -> Result<Vec<UnknownModelRow>> {
     let scope = org_read_scope(caller()?, org)?;
+    crate::relcache::require_column("usage_tracker.ai_usage_log", "unpriced_buckets")?;
+    // What is missing: the whole price ('price'), or the buckets the price
+    // version used has no rate for (cache_read, cache_write, reasoning).
     let sql = format!(
-        "SELECT l.provider, l.model_used, pg_catalog.count(*), pg_catalog.sum(l.total_tokens), \
-         pg_catalog.min(l.created_at), pg_catalog.max(l.created_at) \
-         FROM usage_tracker.ai_usage_log l WHERE l.price_id IS NULL AND {} \
-         GROUP BY l.provider, l.model_used ORDER BY 3 DESC, 2, 1",
+        "WITH u AS (SELECT l.provider, l.model_used, l.total_tokens, l.created_at, \
+                           CASE WHEN l.price_id IS NULL THEN '{{price}}'::text[] ELSE l.unpriced_buckets END AS missing \
+                      FROM usage_tracker.ai_usage_log l \
+                     WHERE (l.price_id IS NULL OR l.unpriced_buckets IS NOT NULL) AND {}) \
+         SELECT u.provider, u.model_used, pg_catalog.count(*), pg_catalog.sum(u.total_tokens), \
+                pg_catalog.min(u.created_at), pg_catalog.max(u.created_at), \
+                (SELECT pg_catalog.array_agg(DISTINCT b ORDER BY b) FROM u u2, pg_catalog.unnest(u2.missing) b \
+                  WHERE u2.provider IS NOT DISTINCT FROM u.provider AND u2.model_used = u.model_used) \
+           FROM u GROUP BY u.provider, u.model_used ORDER BY 3 DESC, 2, 1",
         scope.predicate("l", 1, 2)
     );
     let (orgs, user) = scope.args();
@@ -340,14 +393,16 @@ fn unknown_models_impl(org: Option<Uuid>) -> Result<Vec<UnknownModelRow>> {
                 row.get::<AnyNumeric>(4)?,
                 row.get(5)?,
                 row.get(6)?,
+                row.get::<Vec<String>>(7)?,
             ));
         }
         Ok(out)
     })
 }
 
-/// Models logged without a price (zero cost), with how often and when:
-/// add their prices with set_model_price, then reprice.
+/// Models logged without a price, or with tokens in a bucket their price
+/// has no rate for (those cost nothing), with how often, when, and what is
+/// missing: add the prices with set_model_price, then reprice.
 #[pg_extern(
     security_definer,
     stable,
@@ -369,6 +424,7 @@ fn list_unknown_models(
             name!(total_tokens, Option<AnyNumeric>),
             name!(first_seen, Option<pgrx::datum::TimestampWithTimeZone>),
             name!(last_seen, Option<pgrx::datum::TimestampWithTimeZone>),
+            name!(missing, Option<Vec<String>>),
         ),
     >,
     ErrorReport,
@@ -399,9 +455,9 @@ mod tests {
         Rates {
             input: d(i),
             output: d(o),
-            cache_read: d(cr),
-            cache_write: d(cw),
-            reasoning: d(r),
+            cache_read: Some(d(cr)),
+            cache_write: Some(d(cw)),
+            reasoning: Some(d(r)),
         }
     }
 
@@ -450,6 +506,31 @@ mod tests {
             rates("100000", "100000", "100000", "100000", "99999.999999999"), false
             => "499999999999.999", "499999999999.999";
         zero_tokens: toks(0, 0, 0, 0, 0), rates("3", "15", "0.3", "3.75", "15"), false => "0", "0";
+    }
+
+    #[pg_test]
+    fn a_bucket_without_a_rate_is_unpriced_not_charged_at_another_rate() {
+        let r = Rates {
+            input: d("3"),
+            output: d("15"),
+            cache_read: None,
+            cache_write: Some(d("3.75")),
+            reasoning: None,
+        };
+        let c = compute_costs(&toks(1000, 100, 10_000, 1000, 50), Some(&r), false).unwrap();
+        assert_eq!(c.cache_read, Decimal::ZERO);
+        assert_eq!(c.reasoning, Decimal::ZERO);
+        assert_eq!(
+            c.total,
+            d("0.00825"),
+            "input 0.003 + output 0.0015 + writes 0.00375"
+        );
+        assert_eq!(c.unpriced, vec!["cache_read", "reasoning"]);
+        let none = compute_costs(&toks(1000, 100, 0, 0, 0), Some(&r), false).unwrap();
+        assert!(
+            none.unpriced.is_empty(),
+            "no tokens in the unpriced buckets"
+        );
     }
 
     #[pg_test]

@@ -119,6 +119,18 @@ pub fn has_column(relation: &'static str, column: &'static str) -> Result<bool> 
     Ok(has)
 }
 
+/// Refuses (55000) a function that needs a column added by a newer release
+/// while the database's extension is not updated yet.
+pub fn require_column(relation: &'static str, column: &'static str) -> Result<()> {
+    if has_column(relation, column)? {
+        return Ok(());
+    }
+    Err(UsageError::NotOpen(format!(
+        "usage_tracker's SQL objects are older than its library ({relation}.{column} is missing): \
+         run ALTER EXTENSION usage_tracker UPDATE"
+    )))
+}
+
 #[pg_schema]
 mod usage_tracker_private {
     use pgrx::prelude::*;

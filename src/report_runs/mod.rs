@@ -310,10 +310,12 @@ pub struct Success {
     pub output_tokens: Option<i64>,
 }
 
-/// A cost in USD as a JSON number (exact decimal digits).
+/// A cost in USD as a JSON number, to nine decimal places (the JSON scale
+/// of money; the tables keep the exact value).
 pub fn usd_json(d: Decimal) -> serde_json::Value {
     serde_json::Value::Number(
-        d.normalize()
+        d.round_dp(9)
+            .normalize()
             .to_string()
             .parse()
             .unwrap_or_else(|_| serde_json::Number::from(0)),

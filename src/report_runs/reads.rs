@@ -136,7 +136,7 @@ fn monthly(user: Option<Uuid>, org: Option<Uuid>) -> Result<Jsonb> {
         "SELECT pg_catalog.jsonb_build_object('user_id', $1, 'org_id', $4, 'month', $2, 'period_end', $3, \
            'total_runs', count(*), 'successful_runs', count(*) FILTER (WHERE r.status = 'success'), \
            'failed_runs', count(*) FILTER (WHERE r.status = 'failed'), \
-           'total_tokens', coalesce(sum(r.tokens_used), 0), 'total_cost_usd', coalesce(sum(r.cost_usd), 0), \
+           'total_tokens', coalesce(sum(r.tokens_used), 0), 'total_cost_usd', round(coalesce(sum(r.cost_usd), 0), 9), \
            'last_run_at', max(r.started_at)) \
          FROM usage_tracker.report_runs r WHERE r.user_id = $1 AND r.org_id = $4 \
           AND r.started_at >= $2 AND r.started_at < $3",

@@ -312,7 +312,7 @@ fn status_impl(org: Option<Uuid>) -> Result<Jsonb> {
     let json: Option<Jsonb> = read_one(
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
              'budget_id', b.budget_id, 'user_id', b.user_id, 'amount_usd', b.amount_usd, \
-             'spent_usd', s.spent, 'used_pct', round(100 * s.spent / b.amount_usd, 2), \
+             'spent_usd', round(s.spent, 9), 'used_pct', round(100 * s.spent / b.amount_usd, 2), \
              'thresholds_pct', b.thresholds_pct, 'alerted_pct', coalesce(bs.alerted_pct, '{}'), \
              'period_start', $4, 'period_end', $5) ORDER BY b.user_id NULLS FIRST, b.budget_id), '[]'::jsonb) \
            FROM usage_tracker.budgets b \

@@ -9,6 +9,7 @@
 //! Lock order, to keep concurrent writers free of deadlocks: quota period
 //! rows (by limit key), then the daily counter.
 
+pub mod ai_limits;
 pub mod budgets;
 pub mod counters;
 pub mod plans;
@@ -26,6 +27,31 @@ use crate::jsonb::Jsonb;
 use crate::orgs::{billing_period, to_pg_date, OrgContext};
 use crate::spi_util::plan;
 
+/// What counts against a limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Usage events of its event types (seed 002).
+    Events,
+    /// The tokens of logged AI requests (log_ai_usage).
+    AiLog,
+    Both,
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "events" => Some(Source::Events),
+            "ai_log" => Some(Source::AiLog),
+            "both" => Some(Source::Both),
+            _ => None,
+        }
+    }
+
+    pub fn counts_events(self) -> bool {
+        self != Source::AiLog
+    }
+}
+
 /// A limit an event type counts against, with its maximum on a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitRule {
@@ -35,6 +61,7 @@ pub struct LimitRule {
     pub max: i64,
     pub event_types: Vec<String>,
     pub unit: String,
+    pub source: Source,
 }
 
 impl LimitRule {
@@ -50,6 +77,24 @@ impl LimitRule {
             (Some(billing.0), Some(billing.1))
         }
     }
+
+    /// Which side of a logged AI request counts, when the AI log feeds this
+    /// limit: input (uncached input, cache reads and writes) for
+    /// ai_tokens_input, output (output and reasoning) for ai_tokens_output.
+    pub fn ai_sides(&self) -> (bool, bool) {
+        if self.source == Source::Events {
+            return (false, false);
+        }
+        (
+            self.event_types.iter().any(|t| t == "ai_tokens_input"),
+            self.event_types.iter().any(|t| t == "ai_tokens_output"),
+        )
+    }
+
+    pub fn fed_by_ai_log(&self) -> bool {
+        let (i, o) = self.ai_sides();
+        i || o
+    }
 }
 
 pub fn pg_period_start(start: Option<NaiveDate>) -> Result<Date> {
@@ -61,71 +106,194 @@ pub fn pg_period_start(start: Option<NaiveDate>) -> Result<Date> {
 
 pub const LIMIT_DEFINITIONS: &str = "usage_tracker.limit_definitions";
 
-/// The limits `event_type` counts against on `plan_name`, by limit key.
-pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
-    // A custom limit row overrides the shipped one.
-    const SQL: &str = "SELECT d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit \
-        FROM usage_tracker.limit_definitions d \
-        LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
-                            WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
-        WHERE $2 = ANY (d.event_types) AND NOT d.per_user ORDER BY d.limit_key";
-    // Before ALTER EXTENSION ... UPDATE to 0.3.0 no limit is per user.
-    const SQL_0_2: &str = "SELECT d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit \
-        FROM usage_tracker.limit_definitions d \
-        LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
-                            WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
-        WHERE $2 = ANY (d.event_types) ORDER BY d.limit_key";
-    let sql = if crate::relcache::has_column(LIMIT_DEFINITIONS, "per_user")? {
-        SQL
-    } else {
-        SQL_0_2
-    };
+/// The limits' columns: key, total, max on the plan ($1), event types, unit,
+/// effective source. A custom limit row overrides the shipped one; a
+/// limit_settings row overrides the definition's source.
+const RULE_COLUMNS: &str = "d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit, \
+    coalesce(s.source, d.source) \
+    FROM usage_tracker.limit_definitions d \
+    LEFT JOIN usage_tracker.limit_settings s ON s.limit_key = d.limit_key \
+    LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
+                        WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true";
+
+fn load_rules(sql: &'static str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Result<Vec<LimitRule>> {
     Spi::connect(|c| {
-        let args = [plan_name.into(), event_type.into()];
-        let p = plan(c, sql, &args, false)?;
+        let p = plan(c, sql, args, false)?;
         let mut out = Vec::new();
-        for row in c.select(&*p, None, &args)? {
+        for row in c.select(&*p, None, args)? {
             out.push(LimitRule {
                 key: row.get::<String>(1)?.unwrap_or_default(),
                 total: row.get::<bool>(2)?.unwrap_or(false),
                 max: row.get::<i64>(3)?.unwrap_or(-1),
                 event_types: row.get::<Vec<String>>(4)?.unwrap_or_default(),
                 unit: row.get::<String>(5)?.unwrap_or_default(),
+                source: row
+                    .get::<String>(6)?
+                    .as_deref()
+                    .and_then(Source::parse)
+                    .unwrap_or(Source::Events),
             });
         }
         Ok(out)
     })
 }
 
-/// Creates the period row of a limit if missing, starting from what the
-/// daily counters already hold for the period (so a limit defined or a
-/// period first touched mid-way starts from the truth).
-pub fn ensure_quota_row(
-    org: Uuid,
+/// The limits `event_type` counts against on `plan_name`, by limit key.
+pub fn rules_for(plan_name: &str, event_type: &str) -> Result<Vec<LimitRule>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // Before ALTER EXTENSION ... UPDATE to 0.3.0 no limit is per user and
+    // every limit counts events only.
+    const SQL_0_2: &str = "SELECT d.limit_key, d.period = 'total', coalesce(l.max_quantity, -1), d.event_types, d.unit, 'events' \
+        FROM usage_tracker.limit_definitions d \
+        LEFT JOIN LATERAL (SELECT pl.max_quantity FROM usage_tracker.plan_limits pl \
+                            WHERE pl.limit_key = d.limit_key AND pl.plan = $1 ORDER BY pl.shipped LIMIT 1) l ON true \
+        WHERE $2 = ANY (d.event_types) ORDER BY d.limit_key";
+    let sql: &'static str = if crate::relcache::has_column(LIMIT_DEFINITIONS, "per_user")? {
+        SQL.get_or_init(|| {
+            format!("SELECT {RULE_COLUMNS} WHERE $2 = ANY (d.event_types) AND NOT d.per_user ORDER BY d.limit_key")
+        })
+    } else {
+        SQL_0_2
+    };
+    load_rules(sql, &[plan_name.into(), event_type.into()])
+}
+
+/// The limits on `plan_name` the AI log feeds (by limit key).
+pub fn ai_fed_rules(plan_name: &str) -> Result<Vec<LimitRule>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if !crate::relcache::has_column(LIMIT_DEFINITIONS, "source")? {
+        return Ok(Vec::new());
+    }
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {RULE_COLUMNS} WHERE NOT d.per_user AND coalesce(s.source, d.source) <> 'events' \
+               AND d.event_types && '{{ai_tokens_input,ai_tokens_output}}'::text[] ORDER BY d.limit_key"
+        )
+    });
+    let rules = load_rules(sql, &[plan_name.into()])?;
+    Ok(rules.into_iter().filter(LimitRule::fed_by_ai_log).collect())
+}
+
+/// What a period row of `rule` starts from: the daily counters of its event
+/// types (when events count) plus the tokens of the AI log (when it feeds
+/// the limit) in the period, so a limit defined, a source changed or a
+/// period first touched mid-way starts from the truth.
+fn initial_sql() -> &'static str {
+    "coalesce((SELECT sum(u.count) FROM usage_tracker.organization_usage u \
+                WHERE $6 AND u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4)), 0) \
+     + coalesce((SELECT sum(CASE WHEN $7 THEN l.input_tokens + l.cache_read_tokens + l.cache_write_tokens ELSE 0 END \
+                          + CASE WHEN $8 THEN l.output_tokens + l.reasoning_tokens ELSE 0 END) \
+                   FROM usage_tracker.ai_usage_log l \
+                  WHERE ($7 OR $8) AND l.org_id = $1 AND l.created_at >= $9 AND l.created_at < $10), 0)"
+}
+
+/// The arguments of [`initial_sql`] for `rule`'s period [start, end).
+fn initial_args<'a>(
+    ctx: &OrgContext,
     rule: &LimitRule,
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
-) -> Result<()> {
-    const SQL: &str = "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
-        SELECT $1, $2, $3, $4, coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
-        WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4) \
-        ON CONFLICT (org_id, limit_key, period_start) DO NOTHING";
+) -> Result<Vec<pgrx::datum::DatumWithOid<'a>>> {
     let end_arg: Option<Date> = match end {
         Some(e) => Some(to_pg_date(e)?),
         None => None,
     };
-    let args = [
-        org.into(),
-        rule.key.as_str().into(),
+    let (ai_in, ai_out) = rule.ai_sides();
+    let (from, to) = match (start, end, ai_in || ai_out) {
+        (Some(s), Some(e), true) => (
+            crate::orgs::local_midnight(s, &ctx.time_zone)?,
+            crate::orgs::local_midnight(e, &ctx.time_zone)?,
+        ),
+        _ => (
+            TimestampWithTimeZone::negative_infinity(),
+            TimestampWithTimeZone::positive_infinity(),
+        ),
+    };
+    Ok(vec![
+        ctx.org_id.into(),
+        rule.key.clone().into(),
         pg_period_start(start)?.into(),
         end_arg.into(),
         rule.event_types.clone().into(),
-    ];
-    Spi::connect_mut(|c| {
-        let p = plan(c, SQL, &args, true)?;
-        c.update(&*p, None, &args)?;
-        Ok(())
-    })
+        rule.source.counts_events().into(),
+        ai_in.into(),
+        ai_out.into(),
+        from.into(),
+        to.into(),
+    ])
+}
+
+/// What `rule`'s period row would start from now (read paths before the
+/// row exists), as an exact total.
+pub fn initial_used(
+    ctx: &OrgContext,
+    rule: &LimitRule,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> Result<i128> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("SELECT ({})::text", initial_sql()));
+    let args = initial_args(ctx, rule, start, end)?;
+    let total: Option<String> = Spi::connect(|c| -> Result<_> {
+        let p = plan(c, sql, &args, false)?;
+        crate::spi_util::first(c.select(&*p, Some(1), &args)?)
+    })?;
+    crate::validate::total_i128("used", total)
+}
+
+/// Creates the period row of a limit if missing, starting from the truth
+/// (see [`initial_sql`]). Returns whether it created it.
+pub fn ensure_quota_row(
+    ctx: &OrgContext,
+    rule: &LimitRule,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> Result<bool> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static SQL_0_2: &str = "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
+        SELECT $1, $2, $3, $4, coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
+        WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4) \
+        ON CONFLICT (org_id, limit_key, period_start) DO NOTHING RETURNING true";
+    let current = crate::relcache::has_column(LIMIT_DEFINITIONS, "source")?;
+    let mut args = initial_args(ctx, rule, start, end)?;
+    let sql: &'static str = if current {
+        SQL.get_or_init(|| {
+            format!(
+                "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
+                 SELECT $1, $2, $3, $4, ({})::bigint \
+                 ON CONFLICT (org_id, limit_key, period_start) DO NOTHING RETURNING true",
+                initial_sql()
+            )
+        })
+    } else {
+        args.truncate(5);
+        SQL_0_2
+    };
+    let created: Option<bool> = Spi::connect_mut(|c| -> Result<_> {
+        let p = plan(c, sql, &args, true)?;
+        crate::spi_util::first(c.update(&*p, None, &args)?)
+    })?;
+    Ok(created == Some(true))
+}
+
+/// Adds `quantity` to a period row (which exists); false when it does not.
+pub fn add_to_quota_row(
+    org: Uuid,
+    rule: &LimitRule,
+    start: Option<NaiveDate>,
+    quantity: i64,
+) -> Result<bool> {
+    crate::spi_util::write_one::<bool>(
+        "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
+         WHERE org_id = $1 AND limit_key = $2 AND period_start = $3 RETURNING true",
+        &[
+            org.into(),
+            rule.key.as_str().into(),
+            pg_period_start(start)?.into(),
+            quantity.into(),
+        ],
+    )
+    .map(|r| r == Some(true))
 }
 
 /// One increment of usage.
@@ -152,26 +320,11 @@ pub fn record_event(inc: Increment<'_>, rules: &[LimitRule]) -> Result<(Uuid, i6
     } else {
         billing_period(day, ctx.anchor_day)
     };
-    for rule in rules {
+    // A limit fed by the AI log only does not count events.
+    for rule in rules.iter().filter(|r| r.source.counts_events()) {
         let (start, end) = rule.period(billing);
-        ensure_quota_row(ctx.org_id, rule, start, end)?;
-        let args = [
-            ctx.org_id.into(),
-            rule.key.as_str().into(),
-            pg_period_start(start)?.into(),
-            inc.quantity.into(),
-        ];
-        Spi::connect_mut(|c| -> Result<()> {
-            let p = plan(
-                c,
-                "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
-                 WHERE org_id = $1 AND limit_key = $2 AND period_start = $3",
-                &args,
-                true,
-            )?;
-            c.update(&*p, None, &args)?;
-            Ok(())
-        })?;
+        ensure_quota_row(ctx, rule, start, end)?;
+        add_to_quota_row(ctx.org_id, rule, start, inc.quantity)?;
     }
     let args = [
         ctx.org_id.into(),

@@ -138,9 +138,22 @@ fn create_plan_impl(
     description: Option<String>,
     plan_limits: Option<Jsonb>,
     is_default: Option<bool>,
+    base_plan: Option<String>,
 ) -> Result<String> {
     require_trusted("create_plan")?;
     let name = name_arg("p_plan", name)?;
+    if let Some(b) = &base_plan {
+        let known: Option<bool> = read_one(
+            "SELECT EXISTS (SELECT 1 FROM usage_tracker.plans p WHERE p.plan = $1)",
+            &[b.as_str().into()],
+        )?;
+        if known != Some(true) {
+            return Err(UsageError::invalid(
+                "p_base_plan",
+                format!("'{b}' is not a plan"),
+            ));
+        }
+    }
     check_len("p_description", &description, limits::MAX_DESCRIPTION)?;
     let limits = match plan_limits {
         Some(j) => {
@@ -178,8 +191,36 @@ fn create_plan_impl(
          WHERE NOT p.shipped RETURNING true",
         &[name.as_str().into(), description.into()],
     )?;
+    let listed: Vec<String> = parsed.iter().map(|(k, _)| k.clone()).collect();
     for (k, max) in parsed {
         set_limit_row(&name, &k, max)?;
+    }
+    // Every other limit the plan does not have yet: the base plan's, or
+    // unlimited — said out loud, since it is the lenient choice.
+    let unset: Vec<String> = crate::spi_util::read_one::<Vec<String>>(
+        "SELECT pg_catalog.array_agg(d.limit_key ORDER BY d.limit_key) FROM usage_tracker.limit_definitions d \
+          WHERE d.limit_key <> ALL ($2) \
+            AND NOT EXISTS (SELECT 1 FROM usage_tracker.plan_limits pl WHERE pl.plan = $1 AND pl.limit_key = d.limit_key)",
+        &[name.as_str().into(), listed.into()],
+    )?
+    .unwrap_or_default();
+    match &base_plan {
+        Some(base) => {
+            write_one::<bool>(
+                "WITH b AS (SELECT DISTINCT ON (pl.limit_key) pl.limit_key, pl.max_quantity FROM usage_tracker.plan_limits pl \
+                             WHERE pl.plan = $2 AND pl.limit_key = ANY ($3) ORDER BY pl.limit_key, pl.shipped) \
+                 INSERT INTO usage_tracker.plan_limits (plan, limit_key, max_quantity) \
+                 SELECT $1, b.limit_key, b.max_quantity FROM b RETURNING true",
+                &[name.as_str().into(), base.as_str().into(), unset.into()],
+            )?;
+        }
+        None if !unset.is_empty() => {
+            pgrx::notice!(
+                "plan {name}: limits not listed in p_limits are unlimited: {} (give p_base_plan to copy another plan's)",
+                unset.join(", ")
+            );
+        }
+        None => {}
     }
     if is_default.is_some() {
         let shipped: Option<bool> = read_one(
@@ -240,8 +281,9 @@ fn create_plan(
     p_description: Option<String>,
     p_limits: Option<Jsonb>,
     p_is_default: Option<bool>,
+    p_base_plan: Option<String>,
 ) -> PgResult<String> {
-    guarded(|| create_plan_impl(p_plan, p_description, p_limits, p_is_default))
+    guarded(|| create_plan_impl(p_plan, p_description, p_limits, p_is_default, p_base_plan))
 }
 
 fn set_plan_limit_impl(

@@ -6,7 +6,7 @@
 //! amounts are added as i128 (sums read from SQL come as numeric), so no
 //! total wraps and no check says yes on arithmetic it could not do.
 
-use pgrx::datum::{Date, TimestampWithTimeZone};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::Uuid;
 use serde_json::{json, Value};
@@ -57,7 +57,7 @@ pub fn quota_state(
     lock: bool,
 ) -> Result<QuotaState> {
     // Used: the period row (locked when deciding), or, read-only and before
-    // the row exists, what it would start from. Reserved: open reservations
+    // the row exists, what it would start from (initial_used). Reserved: open reservations
     // of the rule's event types that have not expired (in the billing
     // period, or any for a total limit). Sums travel as numeric text.
     const LOCKED: &str = "SELECT q.used::text, \
@@ -66,23 +66,16 @@ pub fn quota_state(
               AND ($6 OR r.period_start = $7)) \
         FROM usage_tracker_private.quota_usage q \
         WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 FOR UPDATE OF q";
-    const READ: &str = "SELECT coalesce((SELECT q.used::numeric FROM usage_tracker_private.quota_usage q \
-                             WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3), \
-                           (SELECT sum(u.count) FROM usage_tracker.organization_usage u \
-                             WHERE u.org_id = $1 AND u.type = ANY ($4) AND u.date >= $3 \
-                               AND ($8::date IS NULL OR u.date < $8)))::text, \
+    const READ: &str = "SELECT (SELECT q.used FROM usage_tracker_private.quota_usage q \
+                             WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3)::text, \
           (SELECT sum(r.quantity)::text FROM usage_tracker.quota_reservations r \
             WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
               AND ($6 OR r.period_start = $7))";
     let (start, end) = rule.period(ctx.period);
     if lock {
-        ensure_quota_row(ctx.org_id, rule, start, end)?;
+        ensure_quota_row(ctx, rule, start, end)?;
     }
-    let end_arg: Option<Date> = match end {
-        Some(e) => Some(to_pg_date(e)?),
-        None => None,
-    };
-    let mut args = vec![
+    let args = vec![
         ctx.org_id.into(),
         rule.key.as_str().into(),
         pg_period_start(start)?.into(),
@@ -91,9 +84,6 @@ pub fn quota_state(
         rule.total.into(),
         to_pg_date(ctx.period.0)?.into(),
     ];
-    if !lock {
-        args.push(end_arg.into());
-    }
     let (used, reserved) = Spi::connect_mut(|c| -> Result<(Option<String>, Option<String>)> {
         let p = plan(c, if lock { LOCKED } else { READ }, &args, lock)?;
         let t = if lock {
@@ -106,8 +96,13 @@ pub fn quota_state(
         }
         Ok(t.first().get_two::<String, String>()?)
     })?;
+    // Read-only, before the period row exists: what it would start from.
+    let used = match used {
+        Some(u) => validate::total_i128("used", Some(u))?,
+        None => super::initial_used(ctx, rule, start, end)?,
+    };
     Ok(QuotaState {
-        used: validate::total_i128("used", used)?,
+        used,
         reserved: validate::total_i128("reserved", reserved)?,
         start,
         end,

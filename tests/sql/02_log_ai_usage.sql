@@ -109,12 +109,12 @@ SELECT is((SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE session_i
     7::numeric, 'a correction with the same effective_from wins for new events');
 SELECT is((SELECT total_cost_usd FROM usage_tracker.ai_usage_log WHERE session_id = 'after-change'),
     6::numeric, 'old rows keep the cost they were logged with');
--- Defaults of set_model_price: cache at the input price, reasoning at the output price.
+-- set_model_price: a rate not given is no price, never another bucket's.
 SELECT results_eq(
     $$ SELECT cache_read_usd_per_mtok, cache_write_usd_per_mtok, reasoning_usd_per_mtok, shipped
          FROM usage_tracker.model_prices WHERE price_id = (SELECT max(price_id) FROM usage_tracker.model_prices) $$,
-    $$ VALUES (7::numeric(18,9), 7::numeric(18,9), 30::numeric(18,9), false) $$,
-    'unset cache and reasoning prices default to input and output');
+    $$ VALUES (NULL::numeric(18,9), NULL::numeric(18,9), NULL::numeric(18,9), false) $$,
+    'unset cache and reasoning prices are no price (not the input or output price)');
 
 -- Past events land in their month's partition, created on demand.
 SELECT usage_tracker.log_ai_usage(test_helpers.id('user_a'), p_occurred_at => now() - interval '11 months',

@@ -2,7 +2,7 @@
 -- dashboard (exact before and after maintenance), backfill of potential
 -- costs, repricing and the gap report; bad input writes nothing.
 BEGIN;
-SELECT plan(57);
+SELECT plan(58);
 
 INSERT INTO usage_tracker.org_members (org_id, user_id, role)
 VALUES (test_helpers.id('org_r'), test_helpers.id('user_a'), 'member'),
@@ -155,8 +155,11 @@ SELECT ok((SELECT (j ->> 'rows')::int = 60 AND (j ->> 'dry_run')::boolean AND (j
 SELECT is((usage_tracker.reprice_ai_usage(current_date - 10, current_date, 'gpt-4o', false) ->> 'difference_usd')::numeric,
     (SELECT (j ->> 'difference_usd')::numeric FROM rp), 'applying it changes exactly that');
 SELECT is((SELECT count(*) FROM usage_tracker.ai_usage_log WHERE model_used = 'gpt-4o' AND project_id IS NOT NULL AND NOT cached
-            AND total_cost_usd <> (input_tokens * 10 + output_tokens * 30 + cache_write_tokens * 10) / 1000000.0), 0::bigint,
-    'costs follow the new price');
+            AND total_cost_usd <> (input_tokens * 10 + output_tokens * 30) / 1000000.0), 0::bigint,
+    'costs follow the new price (which has no cache-write rate: those tokens cost nothing)');
+SELECT is((SELECT count(*) FROM usage_tracker.ai_usage_log WHERE model_used = 'gpt-4o' AND project_id IS NOT NULL
+            AND (cache_write_tokens > 0) <> coalesce('cache_write' = ANY (unpriced_buckets), false)), 0::bigint,
+    'and the rows with cache writes say those are unpriced');
 SELECT is(usage_tracker.verify_rollups(current_date - 10, current_date) -> 'differences', '[]'::jsonb, 'the rollups too');
 
 -- Gap report ------------------------------------------------------------------------
@@ -178,7 +181,7 @@ SELECT throws_ok($$ SELECT usage_tracker.reprice_ai_usage(current_date - 1, curr
 SELECT throws_ok($$ SELECT usage_tracker.rollup_gaps(current_date - 1, current_date) $$, '42501', NULL, 'gap report: not for org admins');
 SELECT test_helpers.logout();
 SELECT is((SELECT count(*) FROM usage_tracker.ai_usage_log WHERE model_used = 'gpt-4o' AND project_id IS NOT NULL
-            AND total_cost_usd <> (input_tokens * 10 + output_tokens * 30 + cache_write_tokens * 10) / 1000000.0
+            AND total_cost_usd <> (input_tokens * 10 + output_tokens * 30) / 1000000.0
             AND NOT cached), 0::bigint, 'the refused calls changed nothing');
 
 SELECT * FROM finish();

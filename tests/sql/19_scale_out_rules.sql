@@ -64,7 +64,7 @@ INSERT INTO fn_class VALUES
     ('run_maintenance', 'global'), ('verify_rollups', 'global'), ('rebuild_rollups', 'global'),
     ('rollup_gaps', 'global'), ('backfill_potential_cost', 'global'), ('reprice_ai_usage', 'global'),
     ('get_pending_alerts', 'global'), ('usage_compare_organizations', 'global'), ('uid', 'global'),
-    ('pre_request', 'global'), ('limits', 'global');
+    ('pre_request', 'global'), ('limits', 'global'), ('set_limit_source', 'global');
 
 SELECT is_empty($$
     SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'usage_tracker'::regnamespace
