@@ -97,10 +97,13 @@ const LOG_VALUES: &str =
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32";
 
+/// (month partition, with a key, with a digest, 0.3.0 schema).
+type InsertKind = (i32, bool, bool, bool);
+
 thread_local! {
     // Insert statements per (month partition, with idempotency key), kept
     // for the backend's life: a handful of months at most.
-    static INSERTS: RefCell<HashMap<(i32, bool, bool, bool), &'static str>> = RefCell::new(HashMap::new());
+    static INSERTS: RefCell<HashMap<InsertKind, &'static str>> = RefCell::new(HashMap::new());
 }
 
 /// The insert for the month partition `key`. Rows go straight into their
