@@ -54,15 +54,18 @@ SELECT usage_tracker.set_org_plan('ac000000-0000-4000-8000-000000000001', 'pilot
 SELECT usage_tracker.set_org_settings('91000000-0000-4000-8000-000000000002', 'America/New_York', 15);
 SELECT count(usage_tracker.track_usage_event(l.org_id, 'chat_message', 1, jsonb_build_object('request', l.id), l.created_at))
   FROM usage_tracker.ai_usage_log l WHERE l.request_type = 'chat' AND l.created_at >= now() - interval '20 days';
-SELECT count(usage_tracker.track_usage_event(l.org_id, t.type, t.n, NULL, l.created_at))
-  FROM usage_tracker.ai_usage_log l,
-       LATERAL (VALUES ('ai_tokens_input', l.input_tokens), ('ai_tokens_output', l.output_tokens)) AS t(type, n)
- WHERE l.org_id = '91000000-0000-4000-8000-000000000002' AND l.created_at >= now() - interval '20 days';
+-- (No ai_tokens_* events: the ai_tokens limit already counts the logged
+-- requests; tracking both would count them twice.)
+SELECT count(usage_tracker.track_usage_event(l.org_id, 'csv_upload', 1, jsonb_build_object('request', l.id), l.created_at))
+  FROM usage_tracker.ai_usage_log l WHERE l.request_type = 'scheduled' AND l.created_at >= now() - interval '3 days'
+   AND l.org_id = '91000000-0000-4000-8000-000000000002';
 SELECT count(usage_tracker.increment_organization_usage(l.org_id, CASE WHEN l.reasoning_tokens > 0 OR l.tool_turns > 1 THEN 'reasoning' ELSE 'message' END,
                                                          1, (l.created_at AT TIME ZONE 'UTC')::date))
   FROM usage_tracker.ai_usage_log l WHERE l.created_at >= now() - interval '10 days' AND l.created_at < date_trunc('day', now());
 SELECT usage_tracker.set_budget('ac000000-0000-4000-8000-000000000001', 40);
-SELECT usage_tracker.set_budget('ac000000-0000-4000-8000-000000000001', 20, '22222222-2222-4222-8222-222222222222');
+-- Bob's own budget is small: his three big reports below ($0.90 each) cross
+-- 80% and 100% whatever the day of the month.
+SELECT usage_tracker.set_budget('ac000000-0000-4000-8000-000000000001', 2, '22222222-2222-4222-8222-222222222222');
 SELECT usage_tracker.log_ai_usage('22222222-2222-4222-8222-222222222222', p_org_id => 'ac000000-0000-4000-8000-000000000001',
                                   p_input_tokens => 200000, p_output_tokens => 20000, p_request_type => 'report')
   FROM generate_series(1, 3);

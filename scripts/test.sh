@@ -37,8 +37,7 @@ log "scratch cluster for the SQL tests"
 # might: no error a client sees may carry one (tests/sql/25_hardening.sql).
 export RUST_BACKTRACE=1
 cluster_destroy test
-cluster_start test "$TEST_PORT" "shared_preload_libraries = 'pg_cron'" "cron.database_name = '${DB}'" \
-    "cron.use_background_workers = on"
+cluster_start test "$TEST_PORT"
 cpsql test "$TEST_PORT" -d postgres -c "CREATE DATABASE ${DB}"
 cpsql test "$TEST_PORT" -d "$DB" -c "CREATE EXTENSION usage_tracker" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION dblink"
 cpsql test "$TEST_PORT" -d "$DB" -f "$ROOT/tests/helpers/helpers.sql"
@@ -73,9 +72,9 @@ log "pgbench concurrency tests"
 bash "$ROOT/tests/pgbench/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/pgbench.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/pgbench.log")"
 
-log "maintenance scheduled with pg_cron"
-bash "$ROOT/tests/cron/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/cron.log"
-count "$(grep -c '^ok - ' "${RUN_DIR}/cron.log")"
+log "README: every SQL block, the API table, the reference tables, PostgREST's role"
+bash "$ROOT/tests/docs/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/docs.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/docs.log")"
 
 log "pg_dump / pg_restore"
 bash "$ROOT/tests/dump/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/dump.log"
@@ -86,6 +85,16 @@ bash "$ROOT/tests/upgrade/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/upgrade.lo
 count "$(grep -c '^ok - ' "${RUN_DIR}/upgrade.log")"
 
 cluster_stop test
+
+log "maintenance scheduled with pg_cron, as README sets it up"
+bash "$ROOT/tests/cron/run.sh" | tee "${RUN_DIR}/cron.log"
+count "$(grep -c '^ok - ' "${RUN_DIR}/cron.log")"
+
+if [ "$what" = all ]; then
+    log "README's first minute: the demo and its connect line"
+    bash "$ROOT/tests/docs/demo.sh" | tee "${RUN_DIR}/demo-test.log"
+    count "$(grep -c '^ok - ' "${RUN_DIR}/demo-test.log")"
+fi
 
 log "crash and restart while clients write"
 bash "$ROOT/tests/crash/run.sh" | tee "${RUN_DIR}/crash.log"

@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# run.sh CLUSTER PORT: run_maintenance() scheduled with pg_cron (as the
-# README shows) really runs. pg_cron 1.4 schedules by the minute, so this
-# waits for the next minute boundary.
+# run_maintenance() scheduled with pg_cron exactly as README says: a server
+# started with README's postgresql.conf lines, pg_cron in the postgres
+# database, README's SQL block run there to schedule the maintenance of an
+# app database; waits for a successful run. pg_cron schedules by the
+# minute, so this waits for the next minute boundary.
+#
+#   tests/cron/run.sh
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
-cluster=$1 port=$2
-q() { cpsql "$cluster" "$port" -d ut_test "$@"; }
+PORT=55496
+readme="$ROOT/README.md"
+q() { cpsql cron "$PORT" "$@"; }
 
-q -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
-  -c "SELECT cron.schedule('usage-tracker-maintenance', '* * * * *', 'SELECT usage_tracker.run_maintenance()')" >/dev/null
+mapfile -t settings < <(python3 "$ROOT/tests/docs/readme.py" fence "$readme" ini "Maintenance with pg_cron" | sed 's/ *#.*$//')
+cluster_destroy cron
+trap 'cluster_stop cron' EXIT
+cluster_start cron "$PORT" "${settings[@]}"
+q -d postgres -q -c "CREATE DATABASE ut_app"
+q -d ut_app -q -c "CREATE EXTENSION usage_tracker"
+python3 "$ROOT/tests/docs/readme.py" fence "$readme" sql "-- in the cron database" \
+    | sed 's/<app_database>/ut_app/g' | q -d postgres -q -o /dev/null
+
 result=""
 for _ in $(seq 1 100); do
-    result=$(q -tAc "SELECT status || ' ' || coalesce(return_message, '') FROM cron.job_run_details
-                      WHERE command = 'SELECT usage_tracker.run_maintenance()' ORDER BY start_time DESC LIMIT 1")
+    result=$(q -d postgres -tAc "SELECT status || ' ' || coalesce(return_message, '') FROM cron.job_run_details
+                                  WHERE command = 'SELECT usage_tracker.run_maintenance()' ORDER BY start_time DESC LIMIT 1")
     case "$result" in
         succeeded*|failed*) break ;;
     esac
     sleep 1
 done
-q -q -c "SELECT cron.unschedule('usage-tracker-maintenance')" >/dev/null
-if [[ "$result" == succeeded* ]]; then
-    echo "ok - pg_cron ran the scheduled run_maintenance() ($result)"
+if [[ "$result" == succeeded* ]] && [ "$(q -d ut_app -tAc "SELECT count(*) > 0 FROM pg_inherits
+                                                          WHERE inhparent = 'usage_tracker.ai_usage_log'::regclass")" = t ]; then
+    echo "ok - pg_cron, set up as README says, ran run_maintenance() in the app database (partitions created)"
 else
     echo "not ok - no successful scheduled run_maintenance() within 100 s (last: ${result:-none})"
     exit 1
