@@ -264,17 +264,19 @@ CREATE TABLE usage_tracker_private.quota_usage (
     used         bigint      NOT NULL DEFAULT 0,
     reserved     bigint      NOT NULL DEFAULT 0,
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT quota_usage_pkey PRIMARY KEY (org_id, limit_key, period_start),
+    slot         smallint    NOT NULL DEFAULT 0,
+    CONSTRAINT quota_usage_pkey PRIMARY KEY (org_id, limit_key, period_start, slot),
     CONSTRAINT quota_usage_check CHECK (used >= 0 AND reserved >= 0)
 );
 ALTER TABLE usage_tracker_private.quota_usage ENABLE ROW LEVEL SECURITY;
 COMMENT ON TABLE usage_tracker_private.quota_usage IS
-    'Used and reserved quantity per organization, limit and billing period (period_start -infinity for total limits); internal to the quota functions';
+    'Used quantity per organization, limit and billing period (period_start -infinity for total limits), spread over 16 slots (the period''s usage is their sum): writers add to their backend''s slot, decisions lock them all; internal to the quota functions';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.org_id IS 'Organization';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.limit_key IS 'Limit';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.period_start IS 'First day of the billing period (organization''s time zone); -infinity for total limits';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.period_end IS 'Day after the period; NULL for total limits';
-COMMENT ON COLUMN usage_tracker_private.quota_usage.used IS 'Quantity recorded in the period';
+COMMENT ON COLUMN usage_tracker_private.quota_usage.used IS 'Quantity recorded in the period, in this slot (slot 0 also holds what the period started from)';
+COMMENT ON COLUMN usage_tracker_private.quota_usage.slot IS 'Slot 0..15; one busy organization''s writers spread over them';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.reserved IS 'Quantity held by open reservations';
 COMMENT ON COLUMN usage_tracker_private.quota_usage.updated_at IS 'When it last changed';
 
@@ -344,18 +346,18 @@ CREATE TABLE usage_tracker_private.budget_spend (
     budget_id    uuid        NOT NULL,
     period_start date        NOT NULL,
     spent_usd    numeric     NOT NULL DEFAULT 0,
-    alerted_pct  integer[]   NOT NULL DEFAULT '{}',
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT budget_spend_pkey PRIMARY KEY (org_id, budget_id, period_start)
+    slot         smallint    NOT NULL DEFAULT 0,
+    CONSTRAINT budget_spend_pkey PRIMARY KEY (org_id, budget_id, period_start, slot)
 );
 ALTER TABLE usage_tracker_private.budget_spend ENABLE ROW LEVEL SECURITY;
 COMMENT ON TABLE usage_tracker_private.budget_spend IS
-    'Spend per budget and billing period, and the thresholds already alerted; its row lock makes each alert fire once';
+    'Spend per budget and billing period, spread over 16 slots (the spend is their sum: a busy organization''s requests do not queue on one row); the thresholds alerted are the budget_alerts rows, whose unique key makes each alert fire once';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.org_id IS 'Organization';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.budget_id IS 'Budget';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.period_start IS 'First day of the billing period';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.spent_usd IS 'Cost of AI usage in the period, USD';
-COMMENT ON COLUMN usage_tracker_private.budget_spend.alerted_pct IS 'Thresholds already alerted in the period';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.slot IS 'Slot 0..15 (slot 0 also holds what the period started from)';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.updated_at IS 'When it last changed';
 
 CREATE TABLE usage_tracker.budget_alerts (

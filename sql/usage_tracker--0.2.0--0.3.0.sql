@@ -19,6 +19,7 @@
 --   counting events only (limit_settings), as 0.2.0 did: switch with
 --   SELECT usage_tracker.set_limit_source('ai_tokens', 'both').
 -- * create_plan takes p_base_plan for the limits it does not list.
+-- * Quota period rows and budget spend are spread over 16 slots.
 
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ADD COLUMN payload_digest bytea;
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';
@@ -41,6 +42,28 @@ ALTER TABLE usage_tracker.ai_usage_user_daily
     ALTER COLUMN total_tokens TYPE numeric, ALTER COLUMN latency_sum TYPE numeric;
 ALTER TABLE usage_tracker.ai_usage_customer_hourly ALTER COLUMN total_tokens TYPE numeric;
 ALTER TABLE usage_tracker.ai_usage_customer_daily ALTER COLUMN total_tokens TYPE numeric;
+
+-- Period rows and budget spend spread over 16 slots (one busy organization's
+-- writers no longer queue on one row); alerts are their own record.
+ALTER TABLE usage_tracker_private.quota_usage ADD COLUMN slot smallint NOT NULL DEFAULT 0;
+ALTER TABLE usage_tracker_private.quota_usage DROP CONSTRAINT quota_usage_pkey,
+    ADD CONSTRAINT quota_usage_pkey PRIMARY KEY (org_id, limit_key, period_start, slot);
+INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, slot, used)
+SELECT q.org_id, q.limit_key, q.period_start, q.period_end, s, 0
+  FROM usage_tracker_private.quota_usage q, pg_catalog.generate_series(1, 15) AS s;
+COMMENT ON TABLE usage_tracker_private.quota_usage IS
+    'Used quantity per organization, limit and billing period (period_start -infinity for total limits), spread over 16 slots (the period''s usage is their sum): writers add to their backend''s slot, decisions lock them all; internal to the quota functions';
+COMMENT ON COLUMN usage_tracker_private.quota_usage.used IS 'Quantity recorded in the period, in this slot (slot 0 also holds what the period started from)';
+COMMENT ON COLUMN usage_tracker_private.quota_usage.slot IS 'Slot 0..15; one busy organization''s writers spread over them';
+ALTER TABLE usage_tracker_private.budget_spend ADD COLUMN slot smallint NOT NULL DEFAULT 0, DROP COLUMN alerted_pct;
+ALTER TABLE usage_tracker_private.budget_spend DROP CONSTRAINT budget_spend_pkey,
+    ADD CONSTRAINT budget_spend_pkey PRIMARY KEY (org_id, budget_id, period_start, slot);
+INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, slot, spent_usd)
+SELECT b.org_id, b.budget_id, b.period_start, s, 0
+  FROM usage_tracker_private.budget_spend b, pg_catalog.generate_series(1, 15) AS s;
+COMMENT ON TABLE usage_tracker_private.budget_spend IS
+    'Spend per budget and billing period, spread over 16 slots (the spend is their sum: a busy organization''s requests do not queue on one row); the thresholds alerted are the budget_alerts rows, whose unique key makes each alert fire once';
+COMMENT ON COLUMN usage_tracker_private.budget_spend.slot IS 'Slot 0..15 (slot 0 also holds what the period started from)';
 
 -- Prices: a bucket without a rate; log rows: the buckets left unpriced.
 ALTER TABLE usage_tracker.model_prices ALTER COLUMN cache_read_usd_per_mtok DROP NOT NULL,

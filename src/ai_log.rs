@@ -477,7 +477,7 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
             crate::usage::ai_limits::feed(org_id, created_at, input_side, output_side)?;
         }
         if !costs.total.is_zero() && crate::usage::budgets::org_has_budget(org_id)? {
-            crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, id)?;
+            crate::usage::budgets::apply_ai_cost(org_id, user_id, created_at, costs.total, &[id])?;
         }
         return Ok(id);
     }

@@ -25,11 +25,19 @@ fn partitions_step() -> Result<Value> {
     Ok(json!(partitions::ensure_ahead(&now, PARTITIONS_AHEAD)?))
 }
 
-const STEPS: [Step; 5] = [
+fn budget_alerts_step() -> Result<Value> {
+    if !crate::usage::schema_0_3()? {
+        return Ok(json!(0));
+    }
+    Ok(json!(crate::usage::budgets::alert_crossed(None)?))
+}
+
+const STEPS: [Step; 6] = [
     ("partitions_created", partitions_step),
     ("reservations_expired", || {
         Ok(json!(crate::usage::reservations::expire()?))
     }),
+    ("budget_alerts_raised", budget_alerts_step),
     ("report_runs_timed_out", || {
         Ok(json!(crate::report_runs::expire_stuck_runs()?))
     }),
@@ -68,7 +76,8 @@ fn run() -> Result<Value> {
 }
 
 /// Periodic work: creates the log partitions for this month and the next
-/// ones, marks expired reservations, fails report runs stuck in running
+/// ones, marks expired reservations, raises budget alerts concurrent
+/// requests left unraised, fails report runs stuck in running
 /// (usage_tracker.report_run_timeout, default 1 hour), folds new log rows
 /// into the rollups and applies the retention policies. Each step succeeds
 /// or fails on its own; the result says what each did and lists the

@@ -69,12 +69,15 @@ struct Budget {
 
 /// Adds the cost of a just-logged AI request (row `log_id`) to every budget
 /// it falls under, and raises the alerts whose threshold it crosses.
+/// Adds the cost of requests just logged (ids `exclude`, in this
+/// transaction) by `user` in `org` to every budget they fall under, and
+/// raises the alerts whose threshold the spend crosses.
 pub fn apply_ai_cost(
     org: Uuid,
     user: Uuid,
     at: TimestampWithTimeZone,
     cost: Decimal,
-    log_id: Uuid,
+    exclude: &[Uuid],
 ) -> Result<()> {
     if cost.is_zero() {
         return Ok(());
@@ -111,78 +114,150 @@ pub fn apply_ai_cost(
     let ctx = context(org, at)?;
     let start = ctx.period.0;
     let (from, to) = period_bounds(&ctx)?;
+    let legacy = !crate::usage::schema_0_3()?;
     for (b, scope_user) in budgets {
-        // The period's row starts from what was logged before this request
-        // (a budget set mid-period starts from the truth); its lock then
-        // serializes concurrent requests, so each threshold fires once.
-        write_one::<bool>(
-            "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, spent_usd) \
-             SELECT $1, $2, $3, coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
-              WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 AND l.created_at < $6 \
-                AND l.id <> $7 \
-             ON CONFLICT (org_id, budget_id, period_start) DO NOTHING RETURNING true",
-            &[
-                org.into(),
-                b.id.into(),
-                to_pg_date(start)?.into(),
-                scope_user.into(),
-                from.into(),
-                to.into(),
-                log_id.into(),
-            ],
-        )?;
-        // Spend and the thresholds it crosses, in numeric: no total can
-        // wrap or fail to parse, however much was spent.
-        let crossed: Option<Vec<i32>> = Spi::connect_mut(|c| -> Result<_> {
-            let args = [
-                org.into(),
-                b.id.into(),
-                to_pg_date(start)?.into(),
-                to_numeric(cost)?.into(),
-                b.thresholds.clone().into(),
-                b.amount.clone().into(),
-            ];
-            let p = plan(
-                c,
-                "WITH s AS (UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, \
-                                   updated_at = pg_catalog.now() \
-                             WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 \
-                             RETURNING spent_usd, alerted_pct) \
-                 SELECT pg_catalog.array_agg(t ORDER BY t) FROM s, pg_catalog.unnest($5::integer[]) AS t \
-                  WHERE NOT (t = ANY (s.alerted_pct)) AND s.spent_usd * 100 >= $6 * t",
-                &args,
-                true,
-            )?;
-            let t = c.update(&*p, Some(1), &args)?;
-            if t.is_empty() {
-                return Ok(None);
-            }
-            Ok(t.first().get_one::<Vec<i32>>()?)
-        })?;
-        let Some(crossed) = crossed.filter(|c| !c.is_empty()) else {
+        if legacy {
+            apply_0_2(org, &b, scope_user, start, (from, to), cost, exclude)?;
             continue;
-        };
-        // The outbox row holds the alert; the notification says only which
-        // alert to fetch (any login may LISTEN on the channel).
-        write_one::<i64>(
-            "WITH s AS (UPDATE usage_tracker_private.budget_spend SET alerted_pct = alerted_pct || $4::integer[] \
-                        WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 RETURNING spent_usd), \
-                  a AS (INSERT INTO usage_tracker.budget_alerts (org_id, budget_id, user_id, period_start, threshold_pct, spent_usd, amount_usd) \
-                        SELECT $1, $2, $5, $3, t, s.spent_usd, $6 FROM s, pg_catalog.unnest($4::integer[]) AS t \
-                        ON CONFLICT (org_id, budget_id, period_start, threshold_pct) DO NOTHING \
-                        RETURNING alert_id) \
-             SELECT count(pg_catalog.pg_notify($7, pg_catalog.jsonb_build_object('alert_id', a.alert_id)::text)) FROM a",
-            &[
-                org.into(),
-                b.id.into(),
-                to_pg_date(start)?.into(),
-                crossed.into(),
-                scope_user.into(),
-                b.amount.clone().into(),
-                ALERT_CHANNEL.into(),
-            ],
-        )?;
+        }
+        // Add to this backend's slot; a new period's rows start from what
+        // was logged before this call (a budget set mid-period starts from
+        // the truth).
+        if !add_spend(org, b.id, start, cost)? {
+            write_one::<bool>(
+                "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, slot, spent_usd) \
+                 SELECT $1, $2, $3, s, CASE WHEN s = 0 THEN \
+                          (SELECT coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
+                            WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 \
+                              AND l.created_at < $6 AND l.id <> ALL ($7)) ELSE 0 END \
+                   FROM pg_catalog.generate_series(0, $8 - 1) AS s \
+                 ON CONFLICT (org_id, budget_id, period_start, slot) DO NOTHING RETURNING true",
+                &[
+                    org.into(),
+                    b.id.into(),
+                    to_pg_date(start)?.into(),
+                    scope_user.into(),
+                    from.into(),
+                    to.into(),
+                    exclude.to_vec().into(),
+                    BUDGET_SLOTS.into(),
+                ],
+            )?;
+            add_spend(org, b.id, start, cost)?;
+        }
+        alert_crossed(Some((org, b.id, to_pg_date(start)?)))?;
     }
+    Ok(())
+}
+
+/// Spread over this many slots, like quota rows: a busy organization's
+/// requests add to their backend's slot instead of queueing on one row.
+pub const BUDGET_SLOTS: i32 = 16;
+
+fn add_spend(org: Uuid, budget: Uuid, start: chrono::NaiveDate, cost: Decimal) -> Result<bool> {
+    let added: Option<bool> = write_one(
+        "UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, updated_at = pg_catalog.now() \
+         WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 AND slot = $5 RETURNING true",
+        &[
+            org.into(),
+            budget.into(),
+            to_pg_date(start)?.into(),
+            to_numeric(cost)?.into(),
+            crate::usage::my_slot(BUDGET_SLOTS).into(),
+        ],
+    )?;
+    Ok(added == Some(true))
+}
+
+/// Raises the alerts of thresholds a budget's spend (the sum of its slots)
+/// has crossed and that have no alert yet this period (the outbox rows are
+/// the record: nothing else is locked, so concurrent requests cannot
+/// deadlock on it): for one budget
+/// and period, or (None) for every budget of periods that started in the
+/// last 40 days (run_maintenance catches up what concurrent requests, each
+/// not seeing the other's spend, left unalerted). budget_alerts' unique key
+/// makes each threshold alert once whatever the concurrency; a notification
+/// names only the alert (any login may LISTEN on the channel). Returns how
+/// many alerts it raised.
+pub fn alert_crossed(one: Option<(Uuid, Uuid, pgrx::datum::Date)>) -> Result<i64> {
+    let (org, budget, start) = match one {
+        Some((o, b, s)) => (Some(o), Some(b), Some(s)),
+        None => (None, None, None),
+    };
+    let n: Option<i64> = write_one(
+        "WITH t AS (SELECT s.org_id, s.budget_id, s.period_start, sum(s.spent_usd) AS spent \
+                      FROM usage_tracker_private.budget_spend s \
+                     WHERE CASE WHEN $1::uuid IS NULL THEN s.period_start >= (pg_catalog.now() - interval '40 days')::date \
+                                ELSE s.org_id = $1 AND s.budget_id = $2 AND s.period_start = $3 END \
+                     GROUP BY 1, 2, 3), \
+              c AS (SELECT t.org_id, t.budget_id, t.period_start, t.spent, b.user_id, b.amount_usd, th \
+                      FROM t JOIN usage_tracker.budgets b ON b.org_id = t.org_id AND b.budget_id = t.budget_id \
+                     CROSS JOIN LATERAL pg_catalog.unnest(b.thresholds_pct) AS th \
+                     WHERE t.spent * 100 >= b.amount_usd * th \
+                       AND NOT EXISTS (SELECT 1 FROM usage_tracker.budget_alerts x \
+                                        WHERE x.org_id = t.org_id AND x.budget_id = t.budget_id \
+                                          AND x.period_start = t.period_start AND x.threshold_pct = th)), \
+              a AS (INSERT INTO usage_tracker.budget_alerts (org_id, budget_id, user_id, period_start, threshold_pct, spent_usd, amount_usd) \
+                    SELECT c.org_id, c.budget_id, c.user_id, c.period_start, c.th, c.spent, c.amount_usd FROM c \
+                    ON CONFLICT (org_id, budget_id, period_start, threshold_pct) DO NOTHING \
+                    RETURNING alert_id) \
+         SELECT count(pg_catalog.pg_notify($4, pg_catalog.jsonb_build_object('alert_id', a.alert_id)::text)) \
+           FROM a",
+        &[org.into(), budget.into(), start.into(), ALERT_CHANNEL.into()],
+    )?;
+    Ok(n.unwrap_or(0))
+}
+
+/// A database not updated to 0.3.0 yet: one spend row per period.
+fn apply_0_2(
+    org: Uuid,
+    b: &Budget,
+    scope_user: Option<Uuid>,
+    start: chrono::NaiveDate,
+    (from, to): (TimestampWithTimeZone, TimestampWithTimeZone),
+    cost: Decimal,
+    exclude: &[Uuid],
+) -> Result<()> {
+    write_one::<bool>(
+        "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, spent_usd) \
+         SELECT $1, $2, $3, coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
+          WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 AND l.created_at < $6 \
+            AND l.id <> ALL ($7) \
+         ON CONFLICT (org_id, budget_id, period_start) DO NOTHING RETURNING true",
+        &[
+            org.into(),
+            b.id.into(),
+            to_pg_date(start)?.into(),
+            scope_user.into(),
+            from.into(),
+            to.into(),
+            exclude.to_vec().into(),
+        ],
+    )?;
+    write_one::<i64>(
+        "WITH s AS (UPDATE usage_tracker_private.budget_spend SET spent_usd = spent_usd + $4, \
+                           updated_at = pg_catalog.now() \
+                     WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 \
+                     RETURNING spent_usd, alerted_pct), \
+              c AS (SELECT t, s.spent_usd FROM s, pg_catalog.unnest($5::integer[]) AS t \
+                     WHERE NOT (t = ANY (s.alerted_pct)) AND s.spent_usd * 100 >= $6 * t), \
+              u AS (UPDATE usage_tracker_private.budget_spend SET alerted_pct = alerted_pct || (SELECT pg_catalog.array_agg(c.t) FROM c) \
+                     WHERE org_id = $1 AND budget_id = $2 AND period_start = $3 AND EXISTS (SELECT 1 FROM c) RETURNING 1), \
+              a AS (INSERT INTO usage_tracker.budget_alerts (org_id, budget_id, user_id, period_start, threshold_pct, spent_usd, amount_usd) \
+                    SELECT $1, $2, $7, $3, c.t, c.spent_usd, $6 FROM c \
+                    ON CONFLICT (org_id, budget_id, period_start, threshold_pct) DO NOTHING RETURNING alert_id) \
+         SELECT count(pg_catalog.pg_notify($8, pg_catalog.jsonb_build_object('alert_id', a.alert_id)::text)) FROM a",
+        &[
+            org.into(),
+            b.id.into(),
+            to_pg_date(start)?.into(),
+            to_numeric(cost)?.into(),
+            b.thresholds.clone().into(),
+            b.amount.clone().into(),
+            scope_user.into(),
+            ALERT_CHANNEL.into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -313,11 +388,15 @@ fn status_impl(org: Option<Uuid>) -> Result<Jsonb> {
         "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
              'budget_id', b.budget_id, 'user_id', b.user_id, 'amount_usd', b.amount_usd, \
              'spent_usd', round(s.spent, 9), 'used_pct', round(100 * s.spent / b.amount_usd, 2), \
-             'thresholds_pct', b.thresholds_pct, 'alerted_pct', coalesce(bs.alerted_pct, '{}'), \
+             'thresholds_pct', b.thresholds_pct, 'alerted_pct', coalesce(al.alerted_pct, '{}'), \
              'period_start', $4, 'period_end', $5) ORDER BY b.user_id NULLS FIRST, b.budget_id), '[]'::jsonb) \
            FROM usage_tracker.budgets b \
-           LEFT JOIN usage_tracker_private.budget_spend bs \
-                  ON bs.org_id = b.org_id AND bs.budget_id = b.budget_id AND bs.period_start = $4 \
+           LEFT JOIN (SELECT s.budget_id, sum(s.spent_usd) AS spent_usd \
+                        FROM usage_tracker_private.budget_spend s WHERE s.org_id = $1 AND s.period_start = $4 \
+                       GROUP BY s.budget_id) bs ON bs.budget_id = b.budget_id \
+           LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(x.threshold_pct ORDER BY x.threshold_pct) AS alerted_pct \
+                                FROM usage_tracker.budget_alerts x WHERE x.org_id = b.org_id \
+                                 AND x.budget_id = b.budget_id AND x.period_start = $4) al ON true \
            CROSS JOIN LATERAL (SELECT coalesce(bs.spent_usd, (SELECT coalesce(sum(l.total_cost_usd), 0) \
                  FROM usage_tracker.ai_usage_log l WHERE l.org_id = b.org_id \
                   AND (b.user_id IS NULL OR l.user_id = b.user_id) AND l.created_at >= $6 AND l.created_at < $7)) AS spent) s \

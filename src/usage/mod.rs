@@ -241,8 +241,28 @@ pub fn initial_used(
     crate::validate::total_i128("used", total)
 }
 
-/// Creates the period row of a limit if missing, starting from the truth
-/// (see [`initial_sql`]). Returns whether it created it.
+/// Period rows are spread over this many slots: unconditional writers (an
+/// event, a logged AI request) add to the slot of their backend, so one
+/// busy organization's writers do not queue on one row; a decision
+/// (consume, reserve) locks every slot and sees the exact sum.
+pub const QUOTA_SLOTS: i32 = 16;
+
+/// The slot this backend writes to.
+pub fn my_slot(slots: i32) -> i32 {
+    // SAFETY: reads a backend global.
+    (unsafe { pg_sys::MyProcPid }).rem_euclid(slots)
+}
+
+/// Whether the database has 0.3.0's objects (period row slots, limit
+/// sources, ...); a new build serves an older schema until ALTER EXTENSION
+/// usage_tracker UPDATE (see relcache::has_column).
+pub fn schema_0_3() -> Result<bool> {
+    crate::relcache::has_column(LIMIT_DEFINITIONS, "source")
+}
+
+/// Creates the period rows of a limit (every slot) if missing, slot 0
+/// starting from the truth (see [`initial_sql`]). Returns whether it
+/// created them.
 pub fn ensure_quota_row(
     ctx: &OrgContext,
     rule: &LimitRule,
@@ -254,46 +274,62 @@ pub fn ensure_quota_row(
         SELECT $1, $2, $3, $4, coalesce(sum(u.count), 0)::bigint FROM usage_tracker.organization_usage u \
         WHERE u.org_id = $1 AND u.type = ANY ($5) AND u.date >= $3 AND ($4::date IS NULL OR u.date < $4) \
         ON CONFLICT (org_id, limit_key, period_start) DO NOTHING RETURNING true";
-    let current = crate::relcache::has_column(LIMIT_DEFINITIONS, "source")?;
     let mut args = initial_args(ctx, rule, start, end)?;
-    let sql: &'static str = if current {
+    let sql: &'static str = if schema_0_3()? {
         SQL.get_or_init(|| {
             format!(
-                "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, used) \
-                 SELECT $1, $2, $3, $4, ({})::bigint \
-                 ON CONFLICT (org_id, limit_key, period_start) DO NOTHING RETURNING true",
-                initial_sql()
+                "INSERT INTO usage_tracker_private.quota_usage (org_id, limit_key, period_start, period_end, slot, used) \
+                 SELECT $1, $2, $3, $4, s, CASE WHEN s = 0 THEN ({})::bigint ELSE 0 END \
+                   FROM pg_catalog.generate_series(0, {} - 1) AS s \
+                 ON CONFLICT (org_id, limit_key, period_start, slot) DO NOTHING RETURNING slot = 0",
+                initial_sql(),
+                QUOTA_SLOTS
             )
         })
     } else {
         args.truncate(5);
         SQL_0_2
     };
-    let created: Option<bool> = Spi::connect_mut(|c| -> Result<_> {
+    let created: bool = Spi::connect_mut(|c| -> Result<_> {
         let p = plan(c, sql, &args, true)?;
-        crate::spi_util::first(c.update(&*p, None, &args)?)
+        let mut created = false;
+        for row in c.update(&*p, None, &args)? {
+            created |= row.get::<bool>(1)?.unwrap_or(false);
+        }
+        Ok(created)
     })?;
-    Ok(created == Some(true))
+    Ok(created)
 }
 
-/// Adds `quantity` to a period row (which exists); false when it does not.
+/// Adds `quantity` to this backend's slot of a period (whose rows exist);
+/// false when they do not.
 pub fn add_to_quota_row(
     org: Uuid,
     rule: &LimitRule,
     start: Option<NaiveDate>,
     quantity: i64,
 ) -> Result<bool> {
-    crate::spi_util::write_one::<bool>(
-        "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
-         WHERE org_id = $1 AND limit_key = $2 AND period_start = $3 RETURNING true",
-        &[
-            org.into(),
-            rule.key.as_str().into(),
-            pg_period_start(start)?.into(),
-            quantity.into(),
-        ],
-    )
-    .map(|r| r == Some(true))
+    let args = [
+        org.into(),
+        rule.key.as_str().into(),
+        pg_period_start(start)?.into(),
+        quantity.into(),
+        my_slot(QUOTA_SLOTS).into(),
+    ];
+    let (sql, args): (&'static str, &[_]) = if schema_0_3()? {
+        (
+            "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
+             WHERE org_id = $1 AND limit_key = $2 AND period_start = $3 AND slot = $5 RETURNING true",
+            &args,
+        )
+    } else {
+        (
+            "UPDATE usage_tracker_private.quota_usage SET used = used + $4, updated_at = pg_catalog.now() \
+             WHERE org_id = $1 AND limit_key = $2 AND period_start = $3 RETURNING true",
+            &args[..4],
+        )
+    };
+    crate::spi_util::write_one::<bool>(sql, args).map(|r| r == Some(true))
 }
 
 /// One increment of usage.
@@ -323,8 +359,12 @@ pub fn record_event(inc: Increment<'_>, rules: &[LimitRule]) -> Result<(Uuid, i6
     // A limit fed by the AI log only does not count events.
     for rule in rules.iter().filter(|r| r.source.counts_events()) {
         let (start, end) = rule.period(billing);
-        ensure_quota_row(ctx, rule, start, end)?;
-        add_to_quota_row(ctx.org_id, rule, start, inc.quantity)?;
+        // The rows usually exist: one UPDATE. A new period's rows start from
+        // the counters (which do not hold this event yet): then add it.
+        if !add_to_quota_row(ctx.org_id, rule, start, inc.quantity)? {
+            ensure_quota_row(ctx, rule, start, end)?;
+            add_to_quota_row(ctx.org_id, rule, start, inc.quantity)?;
+        }
     }
     let args = [
         ctx.org_id.into(),

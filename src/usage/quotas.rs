@@ -60,21 +60,18 @@ pub fn quota_state(
     // the row exists, what it would start from (initial_used). Reserved: open reservations
     // of the rule's event types that have not expired (in the billing
     // period, or any for a total limit). Sums travel as numeric text.
-    const LOCKED: &str = "SELECT q.used::text, \
+    const LOCKED: &str = "SELECT (SELECT sum(x.used) FROM (SELECT q.used FROM usage_tracker_private.quota_usage q \
+                                 WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 \
+                                 ORDER BY q.slot FOR UPDATE OF q) x)::text, \
           (SELECT sum(r.quantity)::text FROM usage_tracker.quota_reservations r \
             WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
-              AND ($6 OR r.period_start = $7)) \
-        FROM usage_tracker_private.quota_usage q \
-        WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 FOR UPDATE OF q";
-    const READ: &str = "SELECT (SELECT q.used FROM usage_tracker_private.quota_usage q \
+              AND ($6 OR r.period_start = $7))";
+    const READ: &str = "SELECT (SELECT sum(q.used) FROM usage_tracker_private.quota_usage q \
                              WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3)::text, \
           (SELECT sum(r.quantity)::text FROM usage_tracker.quota_reservations r \
             WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
               AND ($6 OR r.period_start = $7))";
     let (start, end) = rule.period(ctx.period);
-    if lock {
-        ensure_quota_row(ctx, rule, start, end)?;
-    }
     let args = vec![
         ctx.org_id.into(),
         rule.key.as_str().into(),
@@ -84,18 +81,38 @@ pub fn quota_state(
         rule.total.into(),
         to_pg_date(ctx.period.0)?.into(),
     ];
-    let (used, reserved) = Spi::connect_mut(|c| -> Result<(Option<String>, Option<String>)> {
-        let p = plan(c, if lock { LOCKED } else { READ }, &args, lock)?;
-        let t = if lock {
-            c.update(&*p, Some(1), &args)?
-        } else {
-            c.select(&*p, Some(1), &args)?
-        };
-        if t.is_empty() {
-            return Ok((None, None));
-        }
-        Ok(t.first().get_two::<String, String>()?)
-    })?;
+    // Before ALTER EXTENSION ... UPDATE to 0.3.0 a period has one row.
+    const LOCKED_0_2: &str = "SELECT (SELECT sum(x.used) FROM (SELECT q.used FROM usage_tracker_private.quota_usage q \
+                                 WHERE q.org_id = $1 AND q.limit_key = $2 AND q.period_start = $3 FOR UPDATE OF q) x)::text, \
+          (SELECT sum(r.quantity)::text FROM usage_tracker.quota_reservations r \
+            WHERE r.org_id = $1 AND r.status = 'open' AND r.expires_at > $5 AND r.event_type = ANY ($4) \
+              AND ($6 OR r.period_start = $7))";
+    let legacy = !super::schema_0_3()?;
+    let read = || {
+        Spi::connect_mut(|c| -> Result<(Option<String>, Option<String>)> {
+            let sql = match (lock, legacy) {
+                (true, false) => LOCKED,
+                (true, true) => LOCKED_0_2,
+                (false, _) => READ,
+            };
+            let p = plan(c, sql, &args, lock)?;
+            let t = if lock {
+                c.update(&*p, Some(1), &args)?
+            } else {
+                c.select(&*p, Some(1), &args)?
+            };
+            if t.is_empty() {
+                return Ok((None, None));
+            }
+            Ok(t.first().get_two::<String, String>()?)
+        })
+    };
+    let (mut used, mut reserved) = read()?;
+    if lock && used.is_none() {
+        // A decision needs the period's rows (every slot) to lock.
+        ensure_quota_row(ctx, rule, start, end)?;
+        (used, reserved) = read()?;
+    }
     // Read-only, before the period row exists: what it would start from.
     let used = match used {
         Some(u) => validate::total_i128("used", Some(u))?,

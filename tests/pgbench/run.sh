@@ -126,7 +126,7 @@ check "16 clients spend \$2.40 against a \$1 budget: each of 10 thresholds alert
       WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
     "SELECT threshold_pct, count(*) FROM usage_tracker.budget_alerts WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004' GROUP BY 1 ORDER BY 1"
 check "and the budget's spend is exactly the logged cost" \
-    "SELECT s.spent_usd = 2.4 AND s.spent_usd = (SELECT sum(total_cost_usd) FROM usage_tracker.ai_usage_log
+    "SELECT sum(s.spent_usd) = 2.4 AND sum(s.spent_usd) = (SELECT sum(total_cost_usd) FROM usage_tracker.ai_usage_log
                                                    WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004')
        FROM usage_tracker_private.budget_spend s WHERE s.org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
     "SELECT * FROM usage_tracker_private.budget_spend WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'"

@@ -108,7 +108,7 @@ SELECT is((SELECT current FROM usage_tracker.check_usage_limit(test_helpers.id('
 SELECT usage_tracker.log_ai_usage(test_helpers.id('user_b'), p_org_id => test_helpers.id('org_2'), p_input_tokens => 1,
     p_occurred_at => now() - interval '40 days');
 SELECT test_helpers.logout();
-SELECT is((SELECT used FROM usage_tracker_private.quota_usage WHERE org_id = test_helpers.id('org_2')
+SELECT is((SELECT sum(used)::bigint FROM usage_tracker_private.quota_usage WHERE org_id = test_helpers.id('org_2')
             AND limit_key = 'ai_tokens' AND period_start < date_trunc('month', current_date)::date), 1::bigint,
     'a backfilled request counts in its own period');
 SELECT test_helpers.login_as_service();
