@@ -82,6 +82,13 @@ $$;
 COMMENT ON FUNCTION usage_tracker.log_ai_usage IS
     'Records one AI request and returns its id. Seed 001''s 13 parameters first, then optional ones. Users record only their own usage (p_user_id = JWT sub) in their personal organization (default) or one they belong to; service_role records anything, including the past (p_occurred_at). A retry with the same p_idempotency_key in the same organization returns the first id and is counted once. Cost is computed exactly from usage_tracker.model_prices at the event time; unknown models are logged at zero cost (see list_unknown_models).';
 
+CREATE FUNCTION usage_tracker.log_ai_usage_batch(p_events jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.log_ai_usage_batch(p_events) $$;
+COMMENT ON FUNCTION usage_tracker.log_ai_usage_batch IS
+    'Records up to 10,000 AI requests in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects whose keys are log_ai_usage''s parameter names without p_ (a missing key takes the parameter''s default). Same authorization, checks, prices, idempotency keys, limits and budgets as one log_ai_usage call per event; all or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key), and nothing is written.';
+
 CREATE FUNCTION usage_tracker.get_ai_usage_dashboard(p_days integer DEFAULT 30, p_org_id uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
@@ -304,6 +311,12 @@ RETURNS uuid LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.track_usage_event($1, $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION usage_tracker.track_usage_event IS
     'Seed 002: records one usage event of a known type (csv_upload, chat_message, ai_tokens_input, ... or a custom one). Always recorded; consume_quota checks first.';
+
+CREATE FUNCTION usage_tracker.track_usage_events(p_events jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.track_usage_events(p_events) $$;
+COMMENT ON FUNCTION usage_tracker.track_usage_events IS
+    'Records up to 10,000 usage events in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects with track_usage_event''s parameter names without p_ (org_id, event_type, quantity, metadata, occurred_at; a missing key takes the default). The daily counters and period rows are updated once per organization, type and period. All or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key).';
 
 CREATE FUNCTION usage_tracker.check_usage_limit(p_org_id uuid, p_event_type text,
                                                 OUT within_limit boolean, OUT current bigint, OUT "limit" bigint)
@@ -785,13 +798,13 @@ DO $grants$
 DECLARE
     f regprocedure;
     -- Callable by signed-in users (each checks what the caller may do).
-    user_fns text[] := ARRAY['uid', 'limits', 'log_ai_usage', 'get_ai_usage_dashboard', 'get_user_ai_usage',
+    user_fns text[] := ARRAY['uid', 'limits', 'log_ai_usage', 'log_ai_usage_batch', 'get_ai_usage_dashboard', 'get_user_ai_usage',
                              'get_ai_cost_summary', 'list_unknown_models', 'pre_request',
                              'increment_organization_usage', 'get_usage_count', 'get_message_count',
                              'get_reasoning_count', 'get_usage_counts', 'get_organization_usage_summary',
                              'get_usage_details', 'usage_analysis', 'usage_daily_by_type', 'usage_weekly',
                              'usage_month_over_month', 'usage_hourly_pattern', 'usage_message_reasoning_ratio',
-                             'track_usage_event', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
+                             'track_usage_event', 'track_usage_events', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
                              'get_quota_status', 'consume_quota', 'reserve_quota', 'commit_reservation',
                              'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status',
                              'start_report_run', 'update_report_run', 'mark_run_success', 'mark_run_failed',

@@ -20,6 +20,7 @@
 --   SELECT usage_tracker.set_limit_source('ai_tokens', 'both').
 -- * create_plan takes p_base_plan for the limits it does not list.
 -- * Quota period rows and budget spend are spread over 16 slots.
+-- * Batches: log_ai_usage_batch and track_usage_events (up to 10,000 events).
 
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ADD COLUMN payload_digest bytea;
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';
@@ -169,6 +170,37 @@ AS $$ SELECT usage_tracker_private.set_limit_source($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.set_limit_source IS
     'What counts against a limit (service_role): events (usage events of its event types), ai_log (the tokens of requests logged with log_ai_usage; limits on ai_tokens_input / ai_tokens_output only) or both (ai_tokens'' default). Period rows are recomputed from history.';
 
+CREATE FUNCTION usage_tracker_private."log_ai_usage_batch"(
+	"p_events" jsonb
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'log_ai_usage_batch_wrapper';
+ALTER FUNCTION usage_tracker_private.log_ai_usage_batch(jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.log_ai_usage_batch(jsonb) SET jit = off;
+CREATE FUNCTION usage_tracker.log_ai_usage_batch(p_events jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.log_ai_usage_batch(p_events) $$;
+COMMENT ON FUNCTION usage_tracker.log_ai_usage_batch IS
+    'Records up to 10,000 AI requests in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects whose keys are log_ai_usage''s parameter names without p_ (a missing key takes the parameter''s default). Same authorization, checks, prices, idempotency keys, limits and budgets as one log_ai_usage call per event; all or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key), and nothing is written.';
+
+CREATE FUNCTION usage_tracker_private."track_usage_events"(
+	"p_events" jsonb
+) RETURNS jsonb
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'track_usage_events_wrapper';
+ALTER FUNCTION usage_tracker_private.track_usage_events(jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.track_usage_events(jsonb) SET jit = off;
+CREATE FUNCTION usage_tracker.track_usage_events(p_events jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.track_usage_events(p_events) $$;
+COMMENT ON FUNCTION usage_tracker.track_usage_events IS
+    'Records up to 10,000 usage events in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects with track_usage_event''s parameter names without p_ (org_id, event_type, quantity, metadata, occurred_at; a missing key takes the default). The daily counters and period rows are updated once per organization, type and period. All or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key).';
+
 -- Functions whose arguments, defaults or results changed.
 DROP FUNCTION usage_tracker.create_plan(text, text, jsonb, boolean);
 DROP FUNCTION usage_tracker_private.create_plan(text, text, jsonb, boolean);
@@ -305,13 +337,13 @@ DO $grants$
 DECLARE
     f regprocedure;
     -- Callable by signed-in users (each checks what the caller may do).
-    user_fns text[] := ARRAY['uid', 'limits', 'log_ai_usage', 'get_ai_usage_dashboard', 'get_user_ai_usage',
+    user_fns text[] := ARRAY['uid', 'limits', 'log_ai_usage', 'log_ai_usage_batch', 'get_ai_usage_dashboard', 'get_user_ai_usage',
                              'get_ai_cost_summary', 'list_unknown_models', 'pre_request',
                              'increment_organization_usage', 'get_usage_count', 'get_message_count',
                              'get_reasoning_count', 'get_usage_counts', 'get_organization_usage_summary',
                              'get_usage_details', 'usage_analysis', 'usage_daily_by_type', 'usage_weekly',
                              'usage_month_over_month', 'usage_hourly_pattern', 'usage_message_reasoning_ratio',
-                             'track_usage_event', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
+                             'track_usage_event', 'track_usage_events', 'check_usage_limit', 'get_usage_summary', 'get_usage_limits',
                              'get_quota_status', 'consume_quota', 'reserve_quota', 'commit_reservation',
                              'release_reservation', 'set_budget', 'delete_budget', 'get_budget_status',
                              'start_report_run', 'update_report_run', 'mark_run_success', 'mark_run_failed',

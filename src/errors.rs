@@ -40,6 +40,15 @@ pub enum UsageError {
     /// 25006: a write in a read-only transaction.
     #[error("cannot write in a read-only transaction")]
     ReadOnly,
+    /// One event of a batch was refused: the event's own SQLSTATE, its index
+    /// (and field, e.g. `.input_tokens`) in the message.
+    #[error("events[{index}]{field}: {detail}")]
+    InEvent {
+        index: usize,
+        field: String,
+        code: PgSqlErrorCode,
+        detail: String,
+    },
     /// XX000: a bug; never expected. The text goes to the server log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,6 +71,7 @@ impl UsageError {
             UsageError::NotOpen(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             UsageError::TooLarge { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             UsageError::ReadOnly => ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            UsageError::InEvent { code, .. } => *code,
             UsageError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -82,6 +92,33 @@ impl UsageError {
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
         UsageError::Forbidden(detail.into())
+    }
+
+    /// This error as the error of event `index` of a batch: same SQLSTATE,
+    /// the argument `p_x` named as the event's key `events[index].x`.
+    /// Internal errors stay what they are.
+    pub fn in_event(self, index: usize) -> Self {
+        let field = |name: &str| format!(".{}", name.strip_prefix("p_").unwrap_or(name));
+        let code = self.sqlstate();
+        let (field, detail) = match self {
+            UsageError::Internal(_) | UsageError::InEvent { .. } => return self,
+            UsageError::NullValue(n) => (field(n), "must not be null".to_string()),
+            UsageError::OutOfRange { name, detail } => {
+                (field(name), format!("out of range: {detail}"))
+            }
+            UsageError::InvalidParameter { name, detail } => (field(name), detail),
+            UsageError::TooLong { name, max } => {
+                (field(name), format!("too long: at most {max} characters"))
+            }
+            UsageError::TooLarge { name, detail } => (field(name), format!("too large: {detail}")),
+            other => (String::new(), other.to_string()),
+        };
+        UsageError::InEvent {
+            index,
+            field,
+            code,
+            detail,
+        }
     }
 
     /// A total that does not fit its type: refused rather than wrapped.

@@ -77,6 +77,14 @@ impl Jsonb {
         header & pg_sys::JB_FOBJECT != 0
     }
 
+    /// The number of elements when the value is a JSON array (not a scalar).
+    pub fn array_len(&self) -> Option<usize> {
+        // SAFETY: reads the root container's header.
+        let header = unsafe { *self.root() };
+        (header & pg_sys::JB_FARRAY != 0 && header & pg_sys::JB_FSCALAR == 0)
+            .then_some((header & JB_CMASK) as usize)
+    }
+
     /// Nesting depth of objects and arrays (a scalar is 0, `{}` 1), counted
     /// up to `stop` (deeper values report `stop`).
     pub fn depth(&self, stop: usize) -> usize {

@@ -12,6 +12,7 @@
 
 // Low in the tree: errors, limits, jsonb, validate, spi_util, subxact and
 // identity reach no other module of the extension.
+mod batch;
 mod errors;
 mod jsonb;
 mod limits;

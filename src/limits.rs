@@ -67,6 +67,13 @@ pub const CONFIGURATION_SNAPSHOT: JsonLimits = JsonLimits {
     max_bytes: 1_048_576,
     max_depth: 32,
 };
+/// A batch (log_ai_usage_batch, track_usage_events): events per call, and
+/// the array's size and depth (an event's metadata is two levels down).
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+pub const EVENT_BATCH: JsonLimits = JsonLimits {
+    max_bytes: 67_108_864,
+    max_depth: METADATA.max_depth + 2,
+};
 pub const PLAN_LIMITS: JsonLimits = JsonLimits {
     max_bytes: 65_536,
     max_depth: 1,
@@ -117,6 +124,8 @@ pub fn all() -> serde_json::Value {
         "metadata": json_limits(METADATA),
         "configuration_snapshot": json_limits(CONFIGURATION_SNAPSHOT),
         "plan_limits": json_limits(PLAN_LIMITS),
+        "batch_events": MAX_BATCH_EVENTS,
+        "event_batch": json_limits(EVENT_BATCH),
         "price_list": json_limits(PRICE_LIST),
     })
 }

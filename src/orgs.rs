@@ -3,6 +3,9 @@
 //! Days and periods are computed in the organization's time zone (UTC by
 //! default) by Postgres' own time zone code, never in the session's.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use chrono::{Datelike, Months, NaiveDate};
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::prelude::*;
@@ -59,6 +62,31 @@ pub fn context(org: Uuid, at: TimestampWithTimeZone) -> Result<OrgContext> {
             period: billing_period(local_date, anchor_day),
         })
     })
+}
+
+/// Contexts met by one call (a batch), each valid for the local day it was
+/// read for: a batch's events mostly share a few, read once.
+#[derive(Default)]
+pub struct ContextCache(HashMap<Uuid, Vec<(i64, i64, Rc<OrgContext>)>>);
+
+impl ContextCache {
+    /// `org`'s context for the local day containing `at`.
+    pub fn get(&mut self, org: Uuid, at: TimestampWithTimeZone) -> Result<Rc<OrgContext>> {
+        let t = at.into_inner();
+        let days = self.0.entry(org).or_default();
+        if let Some((_, _, ctx)) = days.iter().find(|(from, to, _)| *from <= t && t < *to) {
+            return Ok(ctx.clone());
+        }
+        let ctx = Rc::new(context(org, at)?);
+        let day = ctx.local_date;
+        let next = day
+            .succ_opt()
+            .ok_or_else(|| UsageError::Internal("last day".into()))?;
+        let from = local_midnight(day, &ctx.time_zone)?.into_inner();
+        let to = local_midnight(next, &ctx.time_zone)?.into_inner();
+        days.push((from, to, ctx.clone()));
+        Ok(ctx)
+    }
 }
 
 /// The anchor day in a given month, clamped to the month's length.

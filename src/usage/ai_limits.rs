@@ -11,7 +11,10 @@
 //! such a limit one UPDATE per limit.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
 use std::rc::Rc;
 
 use pgrx::datum::TimestampWithTimeZone;
@@ -138,36 +141,62 @@ fn finite_rules(plan: &str) -> Result<Rc<Vec<LimitRule>>> {
     Ok(rules)
 }
 
-/// Counts a logged AI request (already inserted in this transaction)
-/// against the organization's AI-fed limits: `input` tokens (uncached
-/// input, cache reads and writes) and `output` tokens (output, reasoning).
-pub fn feed(org: Uuid, at: TimestampWithTimeZone, input: i64, output: i64) -> Result<()> {
+/// One logged request for the limits: when, and its `input` tokens
+/// (uncached input, cache reads and writes) and `output` tokens (output,
+/// reasoning).
+pub struct Fed {
+    pub at: TimestampWithTimeZone,
+    pub input: i64,
+    pub output: i64,
+}
+
+/// Counts requests of `org` logged in this transaction (already inserted)
+/// against its AI-fed limits: one write per limit and period, however many
+/// requests.
+pub fn feed(org: Uuid, requests: &[Fed]) -> Result<()> {
     // Nothing is fed by the AI log before ALTER EXTENSION ... UPDATE to 0.3.0.
-    if (input == 0 && output == 0)
+    if requests.iter().all(|r| r.input == 0 && r.output == 0)
         || !crate::relcache::has_column(super::LIMIT_DEFINITIONS, "source")?
     {
         return Ok(());
     }
-    let period = period_of(org, at)?;
-    let rules = finite_rules(&period.ctx.plan)?;
-    for rule in rules.iter() {
-        let (ai_in, ai_out) = rule.ai_sides();
-        let n = validate::add(
-            "tokens",
-            if ai_in { input } else { 0 },
-            if ai_out { output } else { 0 },
-        )?;
-        if n == 0 {
+    // (limit, period start) -> (rule, period end, the period's context, sum)
+    type Sum = (LimitRule, Option<NaiveDate>, Rc<Period>, i64);
+    let mut sums: BTreeMap<(String, Option<NaiveDate>), Sum> = BTreeMap::new();
+    for r in requests {
+        let period = period_of(org, r.at)?;
+        let rules = finite_rules(&period.ctx.plan)?;
+        for rule in rules.iter() {
+            let (ai_in, ai_out) = rule.ai_sides();
+            let n = validate::add(
+                "tokens",
+                if ai_in { r.input } else { 0 },
+                if ai_out { r.output } else { 0 },
+            )?;
+            if n == 0 {
+                continue;
+            }
+            let (start, end) = rule.period(period.ctx.period);
+            match sums.entry((rule.key.clone(), start)) {
+                Entry::Occupied(mut e) => {
+                    let sum = &mut e.get_mut().3;
+                    *sum = validate::add("tokens", *sum, n)?;
+                }
+                Entry::Vacant(e) => {
+                    e.insert((rule.clone(), end, period.clone(), n));
+                }
+            }
+        }
+    }
+    // In limit-key order, as every writer locks period rows.
+    for ((_, start), (rule, end, period, n)) in sums {
+        if add_to_quota_row(org, &rule, start, n)? {
             continue;
         }
-        let (start, end) = rule.period(period.ctx.period);
-        if add_to_quota_row(org, rule, start, n)? {
-            continue;
-        }
-        // A new period row starts from the log, this request included;
+        // A new period row starts from the log, these requests included;
         // if another transaction created it meanwhile, add to that.
-        if !ensure_quota_row(&period.ctx, rule, start, end)? {
-            add_to_quota_row(org, rule, start, n)?;
+        if !ensure_quota_row(&period.ctx, &rule, start, end)? {
+            add_to_quota_row(org, &rule, start, n)?;
         }
     }
     Ok(())

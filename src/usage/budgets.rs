@@ -67,27 +67,55 @@ struct Budget {
     thresholds: Vec<i32>,
 }
 
-/// Adds the cost of a just-logged AI request (row `log_id`) to every budget
-/// it falls under, and raises the alerts whose threshold it crosses.
-/// Adds the cost of requests just logged (ids `exclude`, in this
-/// transaction) by `user` in `org` to every budget they fall under, and
-/// raises the alerts whose threshold the spend crosses.
-pub fn apply_ai_cost(
-    org: Uuid,
-    user: Uuid,
-    at: TimestampWithTimeZone,
-    cost: Decimal,
-    exclude: &[Uuid],
-) -> Result<()> {
-    if cost.is_zero() {
+/// One logged request's cost for the budgets: who, when, how much.
+pub struct Spend {
+    pub user: Uuid,
+    pub at: TimestampWithTimeZone,
+    pub cost: Decimal,
+}
+
+/// The budget periods of an organization met in one call, each valid for
+/// instants in [from, to): a batch's requests mostly share one.
+struct Periods(
+    Vec<(
+        i64,
+        i64,
+        chrono::NaiveDate,
+        (TimestampWithTimeZone, TimestampWithTimeZone),
+    )>,
+);
+
+impl Periods {
+    fn of(&mut self, org: Uuid, at: TimestampWithTimeZone) -> Result<usize> {
+        let t = at.into_inner();
+        if let Some(i) = self.0.iter().position(|p| p.0 <= t && t < p.1) {
+            return Ok(i);
+        }
+        let ctx = context(org, at)?;
+        let (from, to) = period_bounds(&ctx)?;
+        self.0
+            .push((from.into_inner(), to.into_inner(), ctx.period.0, (from, to)));
+        Ok(self.0.len() - 1)
+    }
+}
+
+/// Adds the cost of requests just logged in `org` (ids `exclude`, written
+/// in this transaction) to every budget they fall under — once per budget
+/// and period, however many requests — and raises the alerts whose
+/// threshold the spend crosses.
+pub fn apply_ai_costs(org: Uuid, spends: &[Spend], exclude: &[Uuid]) -> Result<()> {
+    if spends.iter().all(|s| s.cost.is_zero()) {
         return Ok(());
     }
+    let mut users: Vec<Uuid> = spends.iter().map(|s| s.user).collect();
+    users.sort_unstable_by_key(|u| *u.as_bytes());
+    users.dedup();
     let budgets: Vec<(Budget, Option<Uuid>)> = Spi::connect(|c| -> Result<_> {
-        let args = [org.into(), user.into()];
+        let args = [org.into(), users.into()];
         let p = plan(
             c,
             "SELECT b.budget_id, b.amount_usd, b.thresholds_pct, b.user_id FROM usage_tracker.budgets b \
-             WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = $2) ORDER BY b.budget_id",
+             WHERE b.org_id = $1 AND (b.user_id IS NULL OR b.user_id = ANY ($2)) ORDER BY b.budget_id",
             &args,
             false,
         )?;
@@ -111,41 +139,58 @@ pub fn apply_ai_cost(
     if budgets.is_empty() {
         return Ok(());
     }
-    let ctx = context(org, at)?;
-    let start = ctx.period.0;
-    let (from, to) = period_bounds(&ctx)?;
+    // Each request's period, then the sum per (budget, period).
+    let mut periods = Periods(Vec::new());
+    let mut of_spend = Vec::with_capacity(spends.len());
+    for s in spends {
+        of_spend.push(periods.of(org, s.at)?);
+    }
     let legacy = !crate::usage::schema_0_3()?;
-    for (b, scope_user) in budgets {
-        if legacy {
-            apply_0_2(org, &b, scope_user, start, (from, to), cost, exclude)?;
-            continue;
+    for (b, scope_user) in &budgets {
+        let mut sums = vec![Decimal::ZERO; periods.0.len()];
+        for (s, p) in spends.iter().zip(&of_spend) {
+            if scope_user.is_none_or(|u| u == s.user) {
+                sums[*p] = sums[*p]
+                    .checked_add(s.cost)
+                    .ok_or_else(|| UsageError::overflow("budget spend"))?;
+            }
         }
-        // Add to this backend's slot; a new period's rows start from what
-        // was logged before this call (a budget set mid-period starts from
-        // the truth).
-        if !add_spend(org, b.id, start, cost)? {
-            write_one::<bool>(
-                "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, slot, spent_usd) \
-                 SELECT $1, $2, $3, s, CASE WHEN s = 0 THEN \
-                          (SELECT coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
-                            WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 \
-                              AND l.created_at < $6 AND l.id <> ALL ($7)) ELSE 0 END \
-                   FROM pg_catalog.generate_series(0, $8 - 1) AS s \
-                 ON CONFLICT (org_id, budget_id, period_start, slot) DO NOTHING RETURNING true",
-                &[
-                    org.into(),
-                    b.id.into(),
-                    to_pg_date(start)?.into(),
-                    scope_user.into(),
-                    from.into(),
-                    to.into(),
-                    exclude.to_vec().into(),
-                    BUDGET_SLOTS.into(),
-                ],
-            )?;
-            add_spend(org, b.id, start, cost)?;
+        for (p, sum) in sums.into_iter().enumerate() {
+            if sum.is_zero() {
+                continue;
+            }
+            let (_, _, start, bounds) = periods.0[p];
+            if legacy {
+                apply_0_2(org, b, *scope_user, start, bounds, sum, exclude)?;
+                continue;
+            }
+            // Add to this backend's slot; a new period's rows start from
+            // what was logged before this call (a budget set mid-period
+            // starts from the truth).
+            if !add_spend(org, b.id, start, sum)? {
+                write_one::<bool>(
+                    "INSERT INTO usage_tracker_private.budget_spend (org_id, budget_id, period_start, slot, spent_usd) \
+                     SELECT $1, $2, $3, s, CASE WHEN s = 0 THEN \
+                              (SELECT coalesce(sum(l.total_cost_usd), 0) FROM usage_tracker.ai_usage_log l \
+                                WHERE l.org_id = $1 AND ($4::uuid IS NULL OR l.user_id = $4) AND l.created_at >= $5 \
+                                  AND l.created_at < $6 AND l.id <> ALL ($7)) ELSE 0 END \
+                       FROM pg_catalog.generate_series(0, $8 - 1) AS s \
+                     ON CONFLICT (org_id, budget_id, period_start, slot) DO NOTHING RETURNING true",
+                    &[
+                        org.into(),
+                        b.id.into(),
+                        to_pg_date(start)?.into(),
+                        (*scope_user).into(),
+                        bounds.0.into(),
+                        bounds.1.into(),
+                        exclude.to_vec().into(),
+                        BUDGET_SLOTS.into(),
+                    ],
+                )?;
+                add_spend(org, b.id, start, sum)?;
+            }
+            alert_crossed(Some((org, b.id, to_pg_date(start)?)))?;
         }
-        alert_crossed(Some((org, b.id, to_pg_date(start)?)))?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 pub mod ai_limits;
 pub mod budgets;
 pub mod counters;
+mod events_batch;
 pub mod plans;
 pub mod quotas;
 pub mod reservations;
@@ -184,7 +185,8 @@ fn initial_sql() -> &'static str {
      + coalesce((SELECT sum(CASE WHEN $7 THEN l.input_tokens + l.cache_read_tokens + l.cache_write_tokens ELSE 0 END \
                           + CASE WHEN $8 THEN l.output_tokens + l.reasoning_tokens ELSE 0 END) \
                    FROM usage_tracker.ai_usage_log l \
-                  WHERE ($7 OR $8) AND l.org_id = $1 AND l.created_at >= $9 AND l.created_at < $10), 0)"
+                  WHERE ($7 OR $8) AND l.org_id = $1 AND l.created_at >= $9 AND l.created_at < $10 \
+                    AND NOT l.cached), 0)"
 }
 
 /// The arguments of [`initial_sql`] for `rule`'s period [start, end).

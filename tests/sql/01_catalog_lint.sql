@@ -142,7 +142,8 @@ SELECT is((SELECT string_agg(format('%s login=%s bypassrls=%s', rolname, rolcanl
 -- up front, and listed here.
 CREATE TEMP TABLE jsonb_args (param text PRIMARY KEY, limits_key text);
 INSERT INTO jsonb_args VALUES ('p_metadata', 'metadata'), ('metadata', 'metadata'),
-    ('p_configuration_snapshot', 'configuration_snapshot'), ('p_limits', 'plan_limits'), ('p_prices', 'price_list');
+    ('p_configuration_snapshot', 'configuration_snapshot'), ('p_limits', 'plan_limits'), ('p_prices', 'price_list'),
+    ('p_events', 'event_batch');
 SELECT is_empty($$
     SELECT p.proname || '(' || a.name || ')'
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,

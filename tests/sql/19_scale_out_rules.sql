@@ -58,6 +58,9 @@ INSERT INTO fn_class VALUES
     -- optional org: one organization, or everything the caller may see
     ('get_ai_usage_dashboard', 'optional_org'), ('get_ai_cost_summary', 'optional_org'),
     ('list_unknown_models', 'optional_org'),
+    -- events: each element of p_events names its organization (a batch may
+    -- span several; on Citus it runs on the coordinator, rows routed by org_id)
+    ('log_ai_usage_batch', 'events'), ('track_usage_events', 'events'),
     -- not tenant-scoped: catalogs, operations across all tenants, identity
     ('add_event_type', 'global'), ('add_request_type', 'global'), ('create_plan', 'global'), ('define_limit', 'global'),
     ('set_model_price', 'global'), ('set_plan_limit', 'global'), ('set_retention', 'global'),
@@ -85,7 +88,8 @@ SELECT is_empty($$
              WHEN 'optional_org' THEN ARRAY['p_org_id']
              WHEN 'user' THEN ARRAY['p_user_id']
              WHEN 'project' THEN ARRAY['p_project_id']
-             WHEN 'run' THEN ARRAY['p_run_id'] END
+             WHEN 'run' THEN ARRAY['p_run_id']
+             WHEN 'events' THEN ARRAY['p_events'] END
         OR (f.class = 'org_or_user' AND NOT p.proargnames && ARRAY['p_user_id'])
 $$, 'each function takes the argument its class says (the distribution argument on Citus)');
 
