@@ -37,6 +37,7 @@ DELETE FROM usage_tracker.budget_alerts WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker_private.budget_spend WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.budgets WHERE org_id::text LIKE '0c0c0c0c-%';
 DELETE FROM usage_tracker.report_runs WHERE user_id = 'cccccccc-0000-4000-8000-00000000000c';
+DROP TABLE IF EXISTS public.pgb_consumes;
 TRUNCATE usage_tracker.ai_usage_hourly, usage_tracker.ai_usage_daily, usage_tracker.ai_usage_user_hourly,
          usage_tracker.ai_usage_user_daily, usage_tracker.ai_usage_customer_hourly,
          usage_tracker.ai_usage_customer_daily, usage_tracker.ai_usage_customer_users;
@@ -130,6 +131,56 @@ check "and the budget's spend is exactly the logged cost" \
                                                    WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004')
        FROM usage_tracker_private.budget_spend s WHERE s.org_id = '0c0c0c0c-0000-4000-8000-000000000004'" \
     "SELECT * FROM usage_tracker_private.budget_spend WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000004'"
+
+# Batches: keys retried across concurrent batches, budgets fed by batches
+# and single calls at once, batches racing quota decisions.
+cpsql "$cluster" "$port" -d ut_test -q <<'SQL'
+\o /dev/null
+SELECT usage_tracker.set_org_member(('0c0c0c0c-0000-4000-8000-00000000000' || n)::uuid, 'aaaaaaaa-0000-4000-8000-00000000000a', 'member')
+  FROM generate_series(5, 7) n;
+SELECT usage_tracker.set_budget('0c0c0c0c-0000-4000-8000-000000000006', 1.00, NULL, '{10,20,30,40,50,60,70,80,90,100}');
+SELECT usage_tracker.set_org_plan('0c0c0c0c-0000-4000-8000-000000000007', 'race');
+CREATE TABLE public.pgb_consumes (j jsonb);
+GRANT INSERT ON public.pgb_consumes TO authenticated;
+SQL
+bench batch_retries.sql 8 40
+check "8 clients x 40 batches of 20 keyed requests over 300 keys: each key logged exactly once" \
+    "SELECT count(*) = count(DISTINCT idempotency_key) AND count(*) BETWEEN 250 AND 300
+        AND bool_and(input_tokens = 5 * split_part(idempotency_key, '-', 3)::int)
+       FROM usage_tracker.ai_usage_log WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000005'" \
+    "SELECT idempotency_key, count(*) FROM usage_tracker.ai_usage_log WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000005' GROUP BY 1 HAVING count(*) > 1"
+check "and every key points at its row" \
+    "SELECT count(*) = (SELECT count(*) FROM usage_tracker.ai_usage_log WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000005')
+       FROM usage_tracker_private.ai_usage_idempotency k
+       JOIN usage_tracker.ai_usage_log l ON l.id = k.log_id AND l.org_id = k.org_id AND l.idempotency_key = k.idempotency_key
+      WHERE k.org_id = '0c0c0c0c-0000-4000-8000-000000000005'" \
+    "SELECT 1"
+
+bench batch_budget.sql 16 30
+check "16 clients sending batches and single requests against a \$1 budget: each threshold alerts exactly once" \
+    "SELECT count(*) = 10 AND count(DISTINCT threshold_pct) = 10 FROM usage_tracker.budget_alerts
+      WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000006'" \
+    "SELECT threshold_pct, count(*) FROM usage_tracker.budget_alerts WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000006' GROUP BY 1 ORDER BY 1"
+check "and the spend is exactly the logged cost" \
+    "SELECT sum(s.spent_usd) = (SELECT sum(total_cost_usd) FROM usage_tracker.ai_usage_log
+                                 WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000006')
+        AND sum(s.spent_usd) > 1
+       FROM usage_tracker_private.budget_spend s WHERE s.org_id = '0c0c0c0c-0000-4000-8000-000000000006'" \
+    "SELECT * FROM usage_tracker_private.budget_spend WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000006'"
+
+bench batch_quota_race.sql 16 25
+check "16 clients: batches of events racing consume_quota on a limit of 100: no consume approved past the limit" \
+    "SELECT coalesce(max((j ->> 'current')::int), 0) <= 100 AND count(*) = count(DISTINCT j ->> 'current')
+       FROM public.pgb_consumes WHERE (j ->> 'allowed')::boolean" \
+    "SELECT j FROM public.pgb_consumes ORDER BY (j ->> 'current')::int"
+check "and the period rows, the counter and the events agree exactly" \
+    "SELECT (SELECT sum(used) FROM usage_tracker_private.quota_usage WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000007'
+               AND limit_key = 'csv_uploads')
+          = (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000007')
+        AND (SELECT sum(count) FROM usage_tracker.organization_usage WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000007')
+          = (SELECT sum(quantity) FROM usage_tracker.usage_events WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000007')
+        AND (SELECT count(*) FROM public.pgb_consumes WHERE (j ->> 'allowed')::boolean) > 0" \
+    "SELECT limit_key, sum(used) FROM usage_tracker_private.quota_usage WHERE org_id = '0c0c0c0c-0000-4000-8000-000000000007' GROUP BY 1"
 
 bench report_run_starts.sql 16 10
 check "16 schedulers x 10 starts for one user with a limit of 10: exactly 10 runs start" \
