@@ -522,6 +522,12 @@ AS $$ SELECT usage_tracker_private.set_retention($1, $2) $$;
 COMMENT ON FUNCTION usage_tracker.set_retention IS
     'How long run_maintenance keeps ai_usage_log (whole monthly partitions), usage_events, resolved quota_reservations, delivered budget_alerts or finished report_runs; NULL keeps them forever (service_role).';
 
+CREATE FUNCTION usage_tracker.rollup_lag()
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.rollup_lag() $$;
+COMMENT ON FUNCTION usage_tracker.rollup_lag IS
+    'How far the rollups are behind the log, for monitoring: rows_waiting (at most), lag_seconds (age of the oldest unfolded row, at most; 0 when nothing waits), folded_through, last_fold_at (service_role). Reads stay exact whatever the lag: they add the unfolded rows.';
+
 CREATE FUNCTION usage_tracker.verify_rollups(p_from date, p_to date)
 RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.verify_rollups($1, $2) $$;
@@ -817,7 +823,7 @@ DECLARE
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type', 'set_limit_source',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
-                                'set_retention', 'verify_rollups', 'rebuild_rollups',
+                                'set_retention', 'verify_rollups', 'rollup_lag', 'rebuild_rollups',
                                 'backfill_potential_cost', 'reprice_ai_usage', 'rollup_gaps'];
 BEGIN
     FOR f IN

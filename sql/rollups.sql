@@ -14,6 +14,8 @@ CREATE TABLE usage_tracker_private.rollup_progress (
     folded_through   bigint      NOT NULL DEFAULT 0,
     hourly_kept_from timestamptz NOT NULL DEFAULT '-infinity',
     updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    marks_seq        bigint[]    NOT NULL DEFAULT '{}',
+    marks_at         timestamptz[] NOT NULL DEFAULT '{}',
     CONSTRAINT rollup_progress_pkey PRIMARY KEY (rollup)
 );
 ALTER TABLE usage_tracker_private.rollup_progress ENABLE ROW LEVEL SECURITY;
@@ -23,6 +25,8 @@ COMMENT ON COLUMN usage_tracker_private.rollup_progress.rollup IS 'Rollup family
 COMMENT ON COLUMN usage_tracker_private.rollup_progress.folded_through IS 'Highest ingest_seq folded';
 COMMENT ON COLUMN usage_tracker_private.rollup_progress.hourly_kept_from IS 'Hourly rollups hold every hour from here on (retention deleted the older ones)';
 COMMENT ON COLUMN usage_tracker_private.rollup_progress.updated_at IS 'When it last advanced';
+COMMENT ON COLUMN usage_tracker_private.rollup_progress.marks_seq IS 'Positions of ingest_seq read by recent passes (ascending); any row numbered above a mark was written after its time, which bounds the fold lag';
+COMMENT ON COLUMN usage_tracker_private.rollup_progress.marks_at IS 'When each position in marks_seq was read';
 
 -- Org totals ------------------------------------------------------------------
 CREATE TABLE usage_tracker.ai_usage_hourly (

@@ -21,6 +21,8 @@
 -- * create_plan takes p_base_plan for the limits it does not list.
 -- * Quota period rows and budget spend are spread over 16 slots.
 -- * Batches: log_ai_usage_batch and track_usage_events (up to 10,000 events).
+-- * The fold is bounded (usage_tracker.fold_batch_rows) and reports its lag
+--   (run_maintenance, rollup_lag).
 
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ADD COLUMN payload_digest bytea;
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';
@@ -65,6 +67,12 @@ SELECT b.org_id, b.budget_id, b.period_start, s, 0
 COMMENT ON TABLE usage_tracker_private.budget_spend IS
     'Spend per budget and billing period, spread over 16 slots (the spend is their sum: a busy organization''s requests do not queue on one row); the thresholds alerted are the budget_alerts rows, whose unique key makes each alert fire once';
 COMMENT ON COLUMN usage_tracker_private.budget_spend.slot IS 'Slot 0..15 (slot 0 also holds what the period started from)';
+
+-- The fold records marks (sequence position, time) to bound its lag.
+ALTER TABLE usage_tracker_private.rollup_progress ADD COLUMN marks_seq bigint[] NOT NULL DEFAULT '{}',
+    ADD COLUMN marks_at timestamptz[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN usage_tracker_private.rollup_progress.marks_seq IS 'Positions of ingest_seq read by recent passes (ascending); any row numbered above a mark was written after its time, which bounds the fold lag';
+COMMENT ON COLUMN usage_tracker_private.rollup_progress.marks_at IS 'When each position in marks_seq was read';
 
 -- Prices: a bucket without a rate; log rows: the buckets left unpriced.
 ALTER TABLE usage_tracker.model_prices ALTER COLUMN cache_read_usd_per_mtok DROP NOT NULL,
@@ -200,6 +208,19 @@ RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.track_usage_events(p_events) $$;
 COMMENT ON FUNCTION usage_tracker.track_usage_events IS
     'Records up to 10,000 usage events in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects with track_usage_event''s parameter names without p_ (org_id, event_type, quantity, metadata, occurred_at; a missing key takes the default). The daily counters and period rows are updated once per organization, type and period. All or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key).';
+
+CREATE FUNCTION usage_tracker_private."rollup_lag"() RETURNS jsonb
+STRICT STABLE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rollup_lag_wrapper';
+ALTER FUNCTION usage_tracker_private.rollup_lag() SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION usage_tracker_private.rollup_lag() SET jit = off;
+CREATE FUNCTION usage_tracker.rollup_lag()
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
+AS $$ SELECT usage_tracker_private.rollup_lag() $$;
+COMMENT ON FUNCTION usage_tracker.rollup_lag IS
+    'How far the rollups are behind the log, for monitoring: rows_waiting (at most), lag_seconds (age of the oldest unfolded row, at most; 0 when nothing waits), folded_through, last_fold_at (service_role). Reads stay exact whatever the lag: they add the unfolded rows.';
 
 -- Functions whose arguments, defaults or results changed.
 DROP FUNCTION usage_tracker.create_plan(text, text, jsonb, boolean);
@@ -356,7 +377,7 @@ DECLARE
                                 'remove_org_member', 'run_maintenance', 'set_org_plan', 'set_org_settings',
                                 'create_plan', 'set_plan_limit', 'define_limit', 'add_event_type', 'set_limit_source',
                                 'usage_compare_organizations', 'get_pending_alerts', 'mark_alert_delivered',
-                                'set_retention', 'verify_rollups', 'rebuild_rollups',
+                                'set_retention', 'verify_rollups', 'rollup_lag', 'rebuild_rollups',
                                 'backfill_potential_cost', 'reprice_ai_usage', 'rollup_gaps'];
 BEGIN
     FOR f IN

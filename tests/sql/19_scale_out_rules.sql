@@ -64,7 +64,7 @@ INSERT INTO fn_class VALUES
     -- not tenant-scoped: catalogs, operations across all tenants, identity
     ('add_event_type', 'global'), ('add_request_type', 'global'), ('create_plan', 'global'), ('define_limit', 'global'),
     ('set_model_price', 'global'), ('set_plan_limit', 'global'), ('set_retention', 'global'),
-    ('run_maintenance', 'global'), ('verify_rollups', 'global'), ('rebuild_rollups', 'global'),
+    ('run_maintenance', 'global'), ('verify_rollups', 'global'), ('rollup_lag', 'global'), ('rebuild_rollups', 'global'),
     ('rollup_gaps', 'global'), ('backfill_potential_cost', 'global'), ('reprice_ai_usage', 'global'),
     ('get_pending_alerts', 'global'), ('usage_compare_organizations', 'global'), ('uid', 'global'),
     ('pre_request', 'global'), ('limits', 'global'), ('set_limit_source', 'global');

@@ -26,15 +26,53 @@ use crate::identity::require_trusted;
 use crate::orgs::to_pg_date;
 use crate::spi_util::{delete_count, read_one, write_one};
 
+mod lag;
+
 pub const FOLD_LOCK: (i32, i32) = (0x7574, -1);
 pub const PROGRESS: &str = "ai_usage";
 
-/// How a measure merges into an existing rollup row.
+/// How a measure merges into an existing rollup row (and how the fine
+/// increment's groups add up into a family's groups).
 #[derive(Clone, Copy)]
 enum Merge {
     Sum,
     Max,
 }
+
+/// The fine increment: the new rows grouped once by every key any rollup
+/// has (per hour), with every measure any rollup keeps. Each rollup is then
+/// folded from these groups — far fewer than the rows — instead of every
+/// rollup aggregating the raw rows again. (column, aggregate over the log
+/// rows `l`, how groups add up.)
+const FINE_KEYS: &str =
+    "l.project_id, l.cached, l.status, l.request_type, l.model_used, l.provider, \
+    l.user_id, l.user_email, l.customer_id, l.customer_name";
+const FINE: [(&str, &str, Merge); 15] = [
+    ("requests", "count(*)", Merge::Sum),
+    ("input_tokens", "sum(l.input_tokens)", Merge::Sum),
+    ("output_tokens", "sum(l.output_tokens)", Merge::Sum),
+    ("cache_read_tokens", "sum(l.cache_read_tokens)", Merge::Sum),
+    (
+        "cache_write_tokens",
+        "sum(l.cache_write_tokens)",
+        Merge::Sum,
+    ),
+    ("reasoning_tokens", "sum(l.reasoning_tokens)", Merge::Sum),
+    ("total_tokens", "sum(l.total_tokens)", Merge::Sum),
+    ("latency_count", "count(l.latency_ms)", Merge::Sum),
+    ("latency_sum", "coalesce(sum(l.latency_ms), 0)", Merge::Sum),
+    ("last_at", "max(l.created_at)", Merge::Max),
+    ("input_cost_usd", "sum(l.input_cost_usd)", Merge::Sum),
+    ("output_cost_usd", "sum(l.output_cost_usd)", Merge::Sum),
+    ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
+    (
+        "potential_cost_usd",
+        "sum(l.potential_cost_usd)",
+        Merge::Sum,
+    ),
+    // Computed on the groups (fold_sql).
+    ("cache_write_extra_usd", "", Merge::Sum),
+];
 
 /// One rollup family: an hourly and a daily table with the same keys.
 struct Family {
@@ -42,20 +80,11 @@ struct Family {
     daily: &'static str,
     /// Key columns besides org_id and the bucket (same names in the log).
     keys: &'static [&'static str],
-    /// (column, aggregate over the new rows `l`, merge).
-    measures: &'static [(&'static str, &'static str, Merge)],
-    /// Which log rows the family holds.
+    /// Measure columns (named as in FINE).
+    measures: &'static [&'static str],
+    /// Which groups the family holds.
     filter: &'static str,
 }
-
-const TOKENS_COST: [(&str, &str, Merge); 6] = [
-    ("requests", "count(*)", Merge::Sum),
-    ("input_tokens", "sum(l.input_tokens)", Merge::Sum),
-    ("output_tokens", "sum(l.output_tokens)", Merge::Sum),
-    ("total_tokens", "sum(l.total_tokens)", Merge::Sum),
-    ("input_cost_usd", "sum(l.input_cost_usd)", Merge::Sum),
-    ("output_cost_usd", "sum(l.output_cost_usd)", Merge::Sum),
-];
 
 const FAMILIES: [Family; 3] = [
     Family {
@@ -70,29 +99,21 @@ const FAMILIES: [Family; 3] = [
             "provider",
         ],
         measures: &[
-            TOKENS_COST[0],
-            TOKENS_COST[1],
-            TOKENS_COST[2],
-            ("cache_read_tokens", "sum(l.cache_read_tokens)", Merge::Sum),
-            (
-                "cache_write_tokens",
-                "sum(l.cache_write_tokens)",
-                Merge::Sum,
-            ),
-            ("reasoning_tokens", "sum(l.reasoning_tokens)", Merge::Sum),
-            TOKENS_COST[3],
-            ("latency_count", "count(l.latency_ms)", Merge::Sum),
-            ("latency_sum", "coalesce(sum(l.latency_ms), 0)", Merge::Sum),
-            ("last_at", "max(l.created_at)", Merge::Max),
-            TOKENS_COST[4],
-            TOKENS_COST[5],
-            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
-            (
-                "potential_cost_usd",
-                "sum(l.potential_cost_usd)",
-                Merge::Sum,
-            ),
-            ("cache_write_extra_usd", "sum(l.cw_extra)", Merge::Sum),
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "total_tokens",
+            "latency_count",
+            "latency_sum",
+            "last_at",
+            "input_cost_usd",
+            "output_cost_usd",
+            "total_cost_usd",
+            "potential_cost_usd",
+            "cache_write_extra_usd",
         ],
         filter: "true",
     },
@@ -101,16 +122,16 @@ const FAMILIES: [Family; 3] = [
         daily: "ai_usage_user_daily",
         keys: &["user_id", "user_email", "status", "request_type"],
         measures: &[
-            TOKENS_COST[0],
-            TOKENS_COST[1],
-            TOKENS_COST[2],
-            TOKENS_COST[3],
-            ("latency_count", "count(l.latency_ms)", Merge::Sum),
-            ("latency_sum", "coalesce(sum(l.latency_ms), 0)", Merge::Sum),
-            ("last_at", "max(l.created_at)", Merge::Max),
-            TOKENS_COST[4],
-            TOKENS_COST[5],
-            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "latency_count",
+            "latency_sum",
+            "last_at",
+            "input_cost_usd",
+            "output_cost_usd",
+            "total_cost_usd",
         ],
         filter: "true",
     },
@@ -118,38 +139,47 @@ const FAMILIES: [Family; 3] = [
         hourly: "ai_usage_customer_hourly",
         daily: "ai_usage_customer_daily",
         keys: &["customer_id", "customer_name"],
-        measures: &[
-            TOKENS_COST[0],
-            ("total_tokens", "sum(l.total_tokens)", Merge::Sum),
-            ("total_cost_usd", "sum(l.total_cost_usd)", Merge::Sum),
-        ],
-        filter: "l.customer_id IS NOT NULL",
+        measures: &["requests", "total_tokens", "total_cost_usd"],
+        filter: "f.customer_id IS NOT NULL",
     },
 ];
 
-/// `INSERT ... SELECT ... ON CONFLICT` folding the CTE `new` into `table`,
-/// in bucket order so that the BRIN index on the bucket stays tight.
+fn merge_of(column: &str) -> Merge {
+    FINE.iter()
+        .find(|m| m.0 == column)
+        .map_or(Merge::Sum, |m| m.2)
+}
+
+/// `INSERT ... SELECT ... ON CONFLICT` folding the fine groups `fine` into
+/// `table`, in bucket order so that the BRIN index on the bucket stays
+/// tight.
 fn upsert(table: &str, bucket: (&str, &str), f: &Family, extra_filter: &str) -> String {
     let (bcol, bexpr) = bucket;
     let keys = f.keys.join(", ");
-    let lkeys: Vec<String> = f.keys.iter().map(|k| format!("l.{k}")).collect();
-    let mcols: Vec<&str> = f.measures.iter().map(|m| m.0).collect();
-    let aggs: Vec<&str> = f.measures.iter().map(|m| m.1).collect();
+    let fkeys: Vec<String> = f.keys.iter().map(|k| format!("f.{k}")).collect();
+    let aggs: Vec<String> = f
+        .measures
+        .iter()
+        .map(|c| match merge_of(c) {
+            Merge::Sum => format!("sum(f.{c})"),
+            Merge::Max => format!("max(f.{c})"),
+        })
+        .collect();
     let sets: Vec<String> = f
         .measures
         .iter()
-        .map(|(c, _, m)| match m {
+        .map(|c| match merge_of(c) {
             Merge::Sum => format!("{c} = d.{c} + EXCLUDED.{c}"),
             Merge::Max => format!("{c} = GREATEST(d.{c}, EXCLUDED.{c})"),
         })
         .collect();
     format!(
         "INSERT INTO usage_tracker.{table} AS d (org_id, {bcol}, {keys}, {mcols}) \
-         SELECT l.org_id, {bexpr}, {lkeys}, {aggs} FROM new l WHERE {filter} AND {extra_filter} \
-         GROUP BY l.org_id, {bexpr}, {lkeys} ORDER BY {bexpr} \
+         SELECT f.org_id, {bexpr}, {fkeys}, {aggs} FROM fine f WHERE {filter} AND {extra_filter} \
+         GROUP BY f.org_id, {bexpr}, {fkeys} ORDER BY {bexpr} \
          ON CONFLICT ON CONSTRAINT {table}_key DO UPDATE SET {sets} RETURNING 1",
-        mcols = mcols.join(", "),
-        lkeys = lkeys.join(", "),
+        mcols = f.measures.join(", "),
+        fkeys = fkeys.join(", "),
         aggs = aggs.join(", "),
         filter = f.filter,
         sets = sets.join(", "),
@@ -162,43 +192,50 @@ fn upsert(table: &str, bucket: (&str, &str), f: &Family, extra_filter: &str) -> 
 fn fold_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let mut ctes = vec![
-            "new AS MATERIALIZED (SELECT l.org_id, l.user_id, l.project_id, l.created_at, l.customer_id, \
-               l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens, l.reasoning_tokens, \
-               l.total_tokens, l.latency_ms, l.cached, l.status, l.request_type, l.provider, l.model_used, \
-               l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, l.potential_cost_usd, l.user_email, l.customer_name, \
-               CASE WHEN l.cached THEN 0 \
-                    ELSE l.cache_write_cost_usd - l.cache_write_tokens * coalesce(p.input_usd_per_mtok, 0) / 1000000 END AS cw_extra \
-             FROM usage_tracker.ai_usage_log l LEFT JOIN usage_tracker.model_prices p ON p.price_id = l.price_id \
+        let fine_aggs: Vec<String> = FINE
+            .iter()
+            .filter(|m| m.0 != "cache_write_extra_usd")
+            .map(|(c, a, _)| format!("{a} AS {c}"))
+            .collect();
+        // The raw rows are read once and grouped (hash aggregation: see
+        // run_fold). Their UTC hour by date_bin, which is arithmetic
+        // (date_trunc with a zone converts every row: twice the cost of
+        // the scan). The price join that splits out what cache writes cost
+        // beyond input runs on the groups (price_id is a key), not the rows.
+        let mut ctes = vec![format!(
+            "groups AS (SELECT l.org_id, \
+               pg_catalog.date_bin('1 hour'::interval, l.created_at, '0001-01-01 00:00:00+00'::timestamptz) AS hour, \
+               l.created_at >= $5 AS kept, l.price_id, {FINE_KEYS}, {aggs}, sum(l.cache_write_cost_usd) AS cw_cost \
+             FROM usage_tracker.ai_usage_log l \
              WHERE l.ingest_seq > $1 AND l.ingest_seq <= $2 \
                AND ($3::date IS NULL OR l.created_at >= ($3::timestamp AT TIME ZONE 'UTC')) \
-               AND ($4::date IS NULL OR l.created_at < (($4 + 1)::timestamp AT TIME ZONE 'UTC')))"
-                .to_string(),
-        ];
+               AND ($4::date IS NULL OR l.created_at < (($4 + 1)::timestamp AT TIME ZONE 'UTC')) \
+             GROUP BY l.org_id, 2, 3, l.price_id, {FINE_KEYS})",
+            aggs = fine_aggs.join(", ")
+        ),
+        "fine AS MATERIALIZED (SELECT g.*, CASE WHEN g.cached THEN 0 \
+                ELSE g.cw_cost - g.cache_write_tokens * coalesce(p.input_usd_per_mtok, 0) / 1000000 END AS cache_write_extra_usd \
+             FROM groups g LEFT JOIN usage_tracker.model_prices p ON p.price_id = g.price_id)"
+            .to_string()];
         for (i, f) in FAMILIES.iter().enumerate() {
             ctes.push(format!(
                 "h{i} AS ({})",
-                upsert(
-                    f.hourly,
-                    ("hour", "pg_catalog.date_trunc('hour', l.created_at, 'UTC')"),
-                    f,
-                    "l.created_at >= $5"
-                )
+                upsert(f.hourly, ("hour", "f.hour"), f, "f.kept")
             ));
             ctes.push(format!(
                 "d{i} AS ({})",
-                upsert(f.daily, ("day", "(l.created_at AT TIME ZONE 'UTC')::date"), f, "true")
+                upsert(f.daily, ("day", "(f.hour AT TIME ZONE 'UTC')::date"), f, "true")
             ));
         }
         ctes.push(
             "pairs AS (INSERT INTO usage_tracker.ai_usage_customer_users AS d (org_id, customer_id, customer_name, user_id, last_at) \
-             SELECT l.org_id, l.customer_id, l.customer_name, l.user_id, max(l.created_at) FROM new l \
-             WHERE l.customer_id IS NOT NULL GROUP BY 1, 2, 3, 4 \
+             SELECT f.org_id, f.customer_id, f.customer_name, f.user_id, max(f.last_at) FROM fine f \
+             WHERE f.customer_id IS NOT NULL GROUP BY 1, 2, 3, 4 \
              ON CONFLICT ON CONSTRAINT ai_usage_customer_users_key DO UPDATE SET last_at = GREATEST(d.last_at, EXCLUDED.last_at) \
              RETURNING 1)"
                 .to_string(),
         );
-        format!("WITH {} SELECT count(*) FROM new", ctes.join(", "))
+        format!("WITH {} SELECT coalesce(sum(f.requests), 0)::bigint FROM fine f", ctes.join(", "))
     })
 }
 
@@ -278,6 +315,12 @@ fn run_fold(
     days: (Option<Date>, Option<Date>),
     kept: TimestampWithTimeZone,
 ) -> Result<i64> {
+    // The planner cannot know how few groups the new rows make (a few per
+    // organization, user and model per hour) and would sort every row on
+    // twelve keys instead of hashing them: hash aggregation (which spills
+    // to disk if groups are in fact many) for this statement only.
+    let sort: Option<String> = read_one("SELECT pg_catalog.current_setting('enable_sort')", &[])?;
+    Spi::run("SELECT pg_catalog.set_config('enable_sort', 'off', true)")?;
     let n: Option<i64> = Spi::connect_mut(|c| {
         let t = c.update(
             fold_sql(),
@@ -292,30 +335,67 @@ fn run_fold(
         )?;
         crate::spi_util::first(t)
     })?;
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('enable_sort', $1, true)",
+        &[sort.unwrap_or_else(|| "on".into()).into()],
+    )?;
     Ok(n.unwrap_or(0))
 }
 
-/// Folds the rows logged since the last fold; returns how many.
+/// Rows one pass folds at most (usage_tracker.fold_batch_rows; default
+/// 2,000,000, about seven seconds here): a pass never holds its work for
+/// minutes after an outage; the next pass goes on where it stopped.
+pub const DEFAULT_FOLD_BATCH_ROWS: i64 = 2_000_000;
+
+fn fold_batch_rows() -> Result<i64> {
+    let v: Option<String> = read_one(
+        "SELECT nullif(pg_catalog.current_setting('usage_tracker.fold_batch_rows', true), '')",
+        &[],
+    )?;
+    match v {
+        None => Ok(DEFAULT_FOLD_BATCH_ROWS),
+        Some(t) => t
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1000)
+            .ok_or_else(|| {
+                UsageError::invalid(
+                    "usage_tracker.fold_batch_rows",
+                    format!("'{t}' is not a whole number of rows, at least 1000"),
+                )
+            }),
+    }
+}
+
+/// Folds the rows logged since the last fold (at most fold_batch_rows);
+/// returns how many, the position, and the lag left (lag.rs).
 pub fn fold() -> Result<serde_json::Value> {
     check_read_committed()?;
     lock()?;
+    let batch = fold_batch_rows()?;
     let (from, kept) = progress()?;
-    let to: Option<i64> = read_one(
-        "SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM usage_tracker_private.ai_usage_log_ingest_seq s",
-        &[],
-    )?;
-    let to = to.unwrap_or(0);
-    if to <= from {
-        return Ok(json!({ "rows_folded": 0, "folded_through": from }));
-    }
-    wait_for_log_writers()?;
-    let folded = run_fold(from, to, (None, None), kept)?;
-    write_one::<bool>(
-        "UPDATE usage_tracker_private.rollup_progress SET folded_through = $1, updated_at = pg_catalog.now() \
-         WHERE rollup = $2 RETURNING true",
-        &[to.into(), PROGRESS.into()],
-    )?;
-    Ok(json!({ "rows_folded": folded, "folded_through": to }))
+    let seen = lag::read_position()?;
+    let to = seen.0.min(from.saturating_add(batch));
+    let folded = if to > from {
+        wait_for_log_writers()?;
+        let n = run_fold(from, to, (None, None), kept)?;
+        write_one::<bool>(
+            "UPDATE usage_tracker_private.rollup_progress SET folded_through = $1, updated_at = pg_catalog.now() \
+             WHERE rollup = $2 RETURNING true",
+            &[to.into(), PROGRESS.into()],
+        )?;
+        n
+    } else {
+        0
+    };
+    let through = to.max(from);
+    let marks = lag::prune(lag::marks()?, seen, through);
+    lag::store(&marks)?;
+    let mut v = lag::lag(&marks, through, lag::read_position()?);
+    v["rows_folded"] = json!(folded);
+    v["folded_through"] = json!(through);
+    Ok(v)
 }
 
 /// A validated range of UTC days from (p_from, p_to).
