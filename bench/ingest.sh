@@ -2,9 +2,11 @@
 # Benchmark: ingest throughput of log_ai_usage against seed 001's own
 # PL/pgSQL log_ai_usage and a bare INSERT into seed 001's table with its
 # indexes (loaded from ../shared/seeds), pgbench with 4 clients, same
-# settings, side by side in one run: ROUNDS rounds, each measuring the three
-# in a rotating order, and the median of each (this machine's run-to-run
-# noise is about 10%).
+# settings, side by side in one run, with prepared statements (as PostgREST
+# and most drivers use them) and with the simple query protocol (psql,
+# poolers in transaction mode): ROUNDS rounds, each measuring the three in
+# a rotating order, and the median of each (this machine's run-to-run noise
+# is about 10%).
 #
 #   bench/ingest.sh [seconds-per-measurement] [rounds]
 set -euo pipefail
@@ -29,18 +31,23 @@ set -e
 if [ $rc -eq 2 ]; then echo "SKIP: ../shared/seeds/001_*.txt is absent; no baseline" >&2; exit 0; fi
 [ $rc -eq 0 ] || die "loading seed 001 failed"
 
-# The same request in all three: a user, customer context, tokens, latency.
+# The same request in all three: a user, customer context, tokens, latency;
+# both functions called with named arguments (as PostgREST calls them).
 cat > "${RUN_DIR}/ingest-ours.sql" <<'SQL'
 \set u random(1, 50)
 \set c random(1, 500)
-SELECT usage_tracker.log_ai_usage(('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@example.com', :c,
-    'Customer', 'report', 'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
+SELECT usage_tracker.log_ai_usage(p_user_id => ('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid,
+    p_user_email => 'user@example.com', p_customer_id => :c, p_customer_name => 'Customer', p_request_type => 'report',
+    p_session_id => 'session', p_input_tokens => 1200, p_output_tokens => 350, p_model_used => 'claude-sonnet-4-20250514',
+    p_latency_ms => 2100, p_tool_turns => 1, p_status => 'success', p_error_message => NULL);
 SQL
 cat > "${RUN_DIR}/ingest-seed.sql" <<'SQL'
 \set u random(1, 50)
 \set c random(1, 500)
-SELECT log_ai_usage(('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@example.com', :c,
-    'Customer', 'report', 'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
+SELECT log_ai_usage(p_user_id => ('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid,
+    p_user_email => 'user@example.com', p_customer_id => :c, p_customer_name => 'Customer', p_request_type => 'report',
+    p_session_id => 'session', p_input_tokens => 1200, p_output_tokens => 350, p_model_used => 'claude-sonnet-4-20250514',
+    p_latency_ms => 2100, p_tool_turns => 1, p_status => 'success', p_error_message => NULL);
 SQL
 cat > "${RUN_DIR}/ingest-bare.sql" <<'SQL'
 \set u random(1, 50)
@@ -51,31 +58,35 @@ VALUES (('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'user@exa
     'session', 1200, 350, 'claude-sonnet-4-20250514', 2100, 1, 'success', NULL);
 SQL
 
-tps() {  # tps DB SCRIPT
-    "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -M prepared -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
+tps() {  # tps DB SCRIPT PROTOCOL
+    "${PG_BIN}/pgbench" -n -h "${RUN_DIR}/ingest/sock" -p "$PORT" -U postgres -M "$3" -c 4 -j 2 -T "$SECS" -f "$2" "$1" 2>&1 \
         | awk '/^tps/ {print $3}'
 }
-declare -a T_OURS T_SEED T_BARE
-for r in $(seq 1 "$ROUNDS"); do
-    for k in 0 1 2; do
-        case $(( (r + k) % 3 )) in
-            0) T_OURS+=("$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql")") ;;
-            1) T_SEED+=("$(tps "$SEED" "${RUN_DIR}/ingest-seed.sql")") ;;
-            2) T_BARE+=("$(tps "$SEED" "${RUN_DIR}/ingest-bare.sql")") ;;
-        esac
-    done
-done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-ours=$(median "${T_OURS[@]}"); seed=$(median "${T_SEED[@]}"); bare=$(median "${T_BARE[@]}")
-log "rounds: ours ${T_OURS[*]}; seed ${T_SEED[*]}; bare ${T_BARE[*]}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-{
-    echo "| 4 clients, ${SECS}s each, median of ${ROUNDS} rounds | requests/s |"
-    echo "|---|---:|"
-    echo "| usage_tracker.log_ai_usage | ${ours%.*} |"
-    echo "| seed 001's log_ai_usage (PL/pgSQL) | ${seed%.*} |"
-    echo "| bare INSERT into seed 001's table | ${bare%.*} |"
-    echo
-    echo "ours / seed function: $(ratio "$ours" "$seed")x; ours / bare INSERT: $(ratio "$ours" "$bare")x"
-} | tee "${RUN_DIR}/bench-ingest.md"
+: > "${RUN_DIR}/bench-ingest.md"
+for proto in prepared simple; do
+    T_OURS=(); T_SEED=(); T_BARE=()
+    for r in $(seq 1 "$ROUNDS"); do
+        for k in 0 1 2; do
+            case $(( (r + k) % 3 )) in
+                0) T_OURS+=("$(tps "$OURS" "${RUN_DIR}/ingest-ours.sql" "$proto")") ;;
+                1) T_SEED+=("$(tps "$SEED" "${RUN_DIR}/ingest-seed.sql" "$proto")") ;;
+                2) T_BARE+=("$(tps "$SEED" "${RUN_DIR}/ingest-bare.sql" "$proto")") ;;
+            esac
+        done
+    done
+    ours=$(median "${T_OURS[@]}"); seed=$(median "${T_SEED[@]}"); bare=$(median "${T_BARE[@]}")
+    log "${proto}: ours ${T_OURS[*]}; seed ${T_SEED[*]}; bare ${T_BARE[*]}"
+    {
+        echo "| ${proto} protocol, 4 clients, ${SECS}s each, median of ${ROUNDS} rounds | requests/s |"
+        echo "|---|---:|"
+        echo "| usage_tracker.log_ai_usage | ${ours%.*} |"
+        echo "| seed 001's log_ai_usage (PL/pgSQL) | ${seed%.*} |"
+        echo "| bare INSERT into seed 001's table | ${bare%.*} |"
+        echo
+        echo "${proto}: ours / seed function: $(ratio "$ours" "$seed")x; ours / bare INSERT: $(ratio "$ours" "$bare")x"
+        echo
+    } | tee -a "${RUN_DIR}/bench-ingest.md"
+done
 cluster_stop ingest

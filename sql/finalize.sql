@@ -70,22 +70,15 @@ CREATE FUNCTION usage_tracker.log_ai_usage(
     p_metadata           jsonb       DEFAULT NULL,
     p_project_id         uuid        DEFAULT NULL)
 RETURNS uuid
-LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$
-    SELECT usage_tracker_private.log_ai_usage(
-        p_user_id, p_user_email, p_customer_id, p_customer_name, p_request_type, p_session_id,
-        p_input_tokens, p_output_tokens, p_model_used, p_latency_ms, p_tool_turns, p_status,
-        p_error_message, p_org_id, p_occurred_at, p_idempotency_key, p_provider,
-        p_cache_read_tokens, p_cache_write_tokens, p_reasoning_tokens, p_cached, p_metadata,
-        p_project_id)
-$$;
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'log_ai_usage_invoker';
 COMMENT ON FUNCTION usage_tracker.log_ai_usage IS
     'Records one AI request and returns its id. Seed 001''s 13 parameters first, then optional ones. Users record only their own usage (p_user_id = JWT sub) in their personal organization (default) or one they belong to; service_role records anything, including the past (p_occurred_at). A retry with the same p_idempotency_key in the same organization returns the first id and is counted once. Cost is computed exactly from usage_tracker.model_prices at the event time; unknown models are logged at zero cost (see list_unknown_models).';
 
 CREATE FUNCTION usage_tracker.log_ai_usage_batch(p_events jsonb)
 RETURNS jsonb
-LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.log_ai_usage_batch(p_events) $$;
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'log_ai_usage_batch_invoker';
 COMMENT ON FUNCTION usage_tracker.log_ai_usage_batch IS
     'Records up to 10,000 AI requests in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects whose keys are log_ai_usage''s parameter names without p_ (a missing key takes the parameter''s default). Same authorization, checks, prices, idempotency keys, limits and budgets as one log_ai_usage call per event; all or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key), and nothing is written.';
 
@@ -307,14 +300,14 @@ COMMENT ON FUNCTION usage_tracker.usage_message_reasoning_ratio IS 'Seed 000 ana
 ------------------------------------------------------------------------------
 CREATE FUNCTION usage_tracker.track_usage_event(p_org_id uuid, p_event_type text, p_quantity bigint DEFAULT 1,
                                                 p_metadata jsonb DEFAULT NULL, p_occurred_at timestamptz DEFAULT now())
-RETURNS uuid LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.track_usage_event($1, $2, $3, $4, $5) $$;
+RETURNS uuid LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'track_usage_event_invoker';
 COMMENT ON FUNCTION usage_tracker.track_usage_event IS
     'Seed 002: records one usage event of a known type (csv_upload, chat_message, ai_tokens_input, ... or a custom one). Always recorded; consume_quota checks first.';
 
 CREATE FUNCTION usage_tracker.track_usage_events(p_events jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.track_usage_events(p_events) $$;
+RETURNS jsonb LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'track_usage_events_invoker';
 COMMENT ON FUNCTION usage_tracker.track_usage_events IS
     'Records up to 10,000 usage events in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects with track_usage_event''s parameter names without p_ (org_id, event_type, quantity, metadata, occurred_at; a missing key takes the default). The daily counters and period rows are updated once per organization, type and period. All or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key).';
 

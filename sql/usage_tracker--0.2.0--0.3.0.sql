@@ -23,6 +23,8 @@
 -- * Batches: log_ai_usage_batch and track_usage_events (up to 10,000 events).
 -- * The fold is bounded (usage_tracker.fold_batch_rows) and reports its lag
 --   (run_maintenance, rollup_lag).
+-- * log_ai_usage and track_usage_event are C invoker wrappers (no SQL body
+--   for the planner to inline on every call of the simple query protocol).
 
 ALTER TABLE usage_tracker_private.ai_usage_idempotency ADD COLUMN payload_digest bytea;
 COMMENT ON COLUMN usage_tracker_private.ai_usage_idempotency.payload_digest IS 'SHA-256 (first 16 bytes) of what the first call sent; a retry with the same key and a different payload is refused (23505). NULL for keys recorded before 0.3.0 (any payload matches)';
@@ -189,8 +191,8 @@ ALTER FUNCTION usage_tracker_private.log_ai_usage_batch(jsonb) SET plan_cache_mo
 ALTER FUNCTION usage_tracker_private.log_ai_usage_batch(jsonb) SET jit = off;
 CREATE FUNCTION usage_tracker.log_ai_usage_batch(p_events jsonb)
 RETURNS jsonb
-LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.log_ai_usage_batch(p_events) $$;
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'log_ai_usage_batch_invoker';
 COMMENT ON FUNCTION usage_tracker.log_ai_usage_batch IS
     'Records up to 10,000 AI requests in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects whose keys are log_ai_usage''s parameter names without p_ (a missing key takes the parameter''s default). Same authorization, checks, prices, idempotency keys, limits and budgets as one log_ai_usage call per event; all or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key), and nothing is written.';
 
@@ -204,8 +206,8 @@ AS 'MODULE_PATHNAME', 'track_usage_events_wrapper';
 ALTER FUNCTION usage_tracker_private.track_usage_events(jsonb) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION usage_tracker_private.track_usage_events(jsonb) SET jit = off;
 CREATE FUNCTION usage_tracker.track_usage_events(p_events jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-AS $$ SELECT usage_tracker_private.track_usage_events(p_events) $$;
+RETURNS jsonb LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'track_usage_events_invoker';
 COMMENT ON FUNCTION usage_tracker.track_usage_events IS
     'Records up to 10,000 usage events in one call and returns their ids as a JSON array in input order. p_events is a JSON array of objects with track_usage_event''s parameter names without p_ (org_id, event_type, quantity, metadata, occurred_at; a missing key takes the default). The daily counters and period rows are updated once per organization, type and period. All or nothing: an invalid event rejects the batch with its usual SQLSTATE and a message naming it (events[i].key).';
 
@@ -221,6 +223,47 @@ RETURNS jsonb LANGUAGE sql STABLE PARALLEL UNSAFE SECURITY INVOKER
 AS $$ SELECT usage_tracker_private.rollup_lag() $$;
 COMMENT ON FUNCTION usage_tracker.rollup_lag IS
     'How far the rollups are behind the log, for monitoring: rows_waiting (at most), lag_seconds (age of the oldest unfolded row, at most; 0 when nothing waits), folded_through, last_fold_at (service_role). Reads stay exact whatever the lag: they add the unfolded rows.';
+
+-- The ingest functions' wrappers are C invoker functions (log_ai_usage_invoker, ...).
+DROP FUNCTION usage_tracker.log_ai_usage(uuid, text, bigint, text, text, text, bigint, bigint, text, integer, integer, text,
+    text, uuid, timestamptz, text, text, bigint, bigint, bigint, boolean, jsonb, uuid);
+CREATE FUNCTION usage_tracker.log_ai_usage(
+    p_user_id            uuid,
+    p_user_email         text        DEFAULT NULL,
+    p_customer_id        bigint      DEFAULT NULL,
+    p_customer_name      text        DEFAULT NULL,
+    p_request_type       text        DEFAULT 'report',
+    p_session_id         text        DEFAULT NULL,
+    p_input_tokens       bigint      DEFAULT 0,
+    p_output_tokens      bigint      DEFAULT 0,
+    p_model_used         text        DEFAULT 'claude-sonnet-4-20250514',
+    p_latency_ms         integer     DEFAULT NULL,
+    p_tool_turns         integer     DEFAULT 0,
+    p_status             text        DEFAULT 'success',
+    p_error_message      text        DEFAULT NULL,
+    p_org_id             uuid        DEFAULT NULL,
+    p_occurred_at        timestamptz DEFAULT NULL,
+    p_idempotency_key    text        DEFAULT NULL,
+    p_provider           text        DEFAULT NULL,
+    p_cache_read_tokens  bigint      DEFAULT 0,
+    p_cache_write_tokens bigint      DEFAULT 0,
+    p_reasoning_tokens   bigint      DEFAULT 0,
+    p_cached             boolean     DEFAULT false,
+    p_metadata           jsonb       DEFAULT NULL,
+    p_project_id         uuid        DEFAULT NULL)
+RETURNS uuid
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'log_ai_usage_invoker';
+COMMENT ON FUNCTION usage_tracker.log_ai_usage IS
+    'Records one AI request and returns its id. Seed 001''s 13 parameters first, then optional ones. Users record only their own usage (p_user_id = JWT sub) in their personal organization (default) or one they belong to; service_role records anything, including the past (p_occurred_at). A retry with the same p_idempotency_key in the same organization returns the first id and is counted once. Cost is computed exactly from usage_tracker.model_prices at the event time; unknown models are logged at zero cost (see list_unknown_models).';
+
+DROP FUNCTION usage_tracker.track_usage_event(uuid, text, bigint, jsonb, timestamptz);
+CREATE FUNCTION usage_tracker.track_usage_event(p_org_id uuid, p_event_type text, p_quantity bigint DEFAULT 1,
+                                                p_metadata jsonb DEFAULT NULL, p_occurred_at timestamptz DEFAULT now())
+RETURNS uuid LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+AS 'MODULE_PATHNAME', 'track_usage_event_invoker';
+COMMENT ON FUNCTION usage_tracker.track_usage_event IS
+    'Seed 002: records one usage event of a known type (csv_upload, chat_message, ai_tokens_input, ... or a custom one). Always recorded; consume_quota checks first.';
 
 -- Functions whose arguments, defaults or results changed.
 DROP FUNCTION usage_tracker.create_plan(text, text, jsonb, boolean);

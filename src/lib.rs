@@ -21,6 +21,7 @@ mod subxact;
 mod validate;
 
 mod identity;
+mod invoker;
 mod orgs;
 mod partitions;
 mod pricing;

@@ -313,9 +313,16 @@ pub fn log_with(u: AiUsage, internal: Internal) -> Result<Uuid> {
             return keys::replay(&first, p.user, p.digest.as_deref().unwrap_or_default());
         }
     }
-    match write::insert_one(&p)? {
-        Some(id) => {
-            write::account(&[(&p, id)])?;
+    // The request's tokens go to its organization's AI-fed period rows in
+    // the insert itself; rows missing (a new period) are made after it.
+    let fed = match write::fed(&p)? {
+        Some(f) => crate::usage::ai_limits::sums(p.org, &[f])?,
+        None => Vec::new(),
+    };
+    match write::insert_one(&p, &fed)? {
+        Some((id, added)) => {
+            crate::usage::ai_limits::write(p.org, &fed, &added)?;
+            write::apply_budgets(&[(&p, id)])?;
             Ok(id)
         }
         None => {

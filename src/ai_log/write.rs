@@ -16,7 +16,7 @@ use crate::jsonb::Jsonb;
 use crate::partitions;
 use crate::pricing::to_numeric;
 use crate::spi_util::plan;
-use crate::usage::ai_limits::{self, Fed};
+use crate::usage::ai_limits::{self, Fed, PeriodSum};
 use crate::usage::budgets::{self, Spend};
 use crate::validate;
 
@@ -33,8 +33,9 @@ const LOG_VALUES: &str =
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32";
 
-/// (month partition, with a key, with a digest, 0.3.0 schema).
-type InsertKind = (i32, bool, bool, bool);
+/// (month partition, with a key, with a digest, 0.3.0 schema, feeding
+/// AI-fed limits in the same statement).
+type InsertKind = (i32, bool, bool, bool, bool);
 
 thread_local! {
     // Statements per kind, kept for the backend's life: a handful of
@@ -49,9 +50,11 @@ thread_local! {
 /// still checks the partition's bounds. With an idempotency key, the
 /// statement claims the key first (with the payload's digest, $34); no row
 /// comes back when the key was already taken (by a committed or concurrent
-/// call).
-fn insert_sql(key: i32, with_key: bool, digest: bool, current: bool) -> &'static str {
-    let id = (key, with_key, digest, current);
+/// call). With `feed`, the same statement adds the request's tokens to the
+/// organization's AI-fed period rows that exist (this backend's slot) and
+/// returns the limit keys it added to: one statement instead of two.
+fn insert_sql(key: i32, with_key: bool, digest: bool, current: bool, feed: bool) -> &'static str {
+    let id = (key, with_key, digest, current, feed);
     if let Some(sql) = INSERTS.with(|m| m.borrow().get(&id).copied()) {
         return sql;
     }
@@ -70,20 +73,40 @@ fn insert_sql(key: i32, with_key: bool, digest: bool, current: bool) -> &'static
     } else {
         ("", "")
     };
-    let sql = if with_key {
+    let insert = if with_key {
         format!(
-            "WITH k AS ( \
+            "k AS ( \
                INSERT INTO usage_tracker_private.ai_usage_idempotency (org_id, idempotency_key, log_id, user_id, created_at{digest_col}) \
                VALUES ($1, $30, pg_catalog.gen_random_uuid(), $2, $4{digest_val}) \
-               ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id) \
-             INSERT INTO usage_tracker_private.{part} (id, {columns}) \
-             SELECT k.log_id, {values} FROM k RETURNING id"
+               ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING log_id), \
+             ins AS (INSERT INTO usage_tracker_private.{part} (id, {columns}) \
+             SELECT k.log_id, {values} FROM k RETURNING id)"
         )
     } else {
         format!(
-            "INSERT INTO usage_tracker_private.{part} ({columns}) VALUES ({values}) \
-             RETURNING id"
+            "ins AS (INSERT INTO usage_tracker_private.{part} ({columns}) VALUES ({values}) \
+             RETURNING id)"
         )
+    };
+    let sql = if feed {
+        // Feed arguments follow the others: keys, period starts, amounts, slot.
+        let b = 32 + usize::from(current) + usize::from(digest);
+        format!(
+            "WITH {insert}, \
+             fed AS (UPDATE usage_tracker_private.quota_usage q SET used = q.used + f.n, updated_at = pg_catalog.now() \
+                       FROM ROWS FROM (pg_catalog.unnest(${a}::text[]), pg_catalog.unnest(${b2}::date[]), \
+                                       pg_catalog.unnest(${c}::bigint[])) AS f(limit_key, period_start, n) \
+                      WHERE q.org_id = $1 AND q.limit_key = f.limit_key AND q.period_start = f.period_start \
+                        AND q.slot = ${d} AND EXISTS (SELECT 1 FROM ins) \
+                      RETURNING q.limit_key) \
+             SELECT ins.id, (SELECT pg_catalog.array_agg(fed.limit_key) FROM fed) FROM ins",
+            a = b + 1,
+            b2 = b + 2,
+            c = b + 3,
+            d = b + 4
+        )
+    } else {
+        format!("WITH {insert} SELECT ins.id, NULL::text[] FROM ins")
     };
     let sql: &'static str = Box::leak(sql.into_boxed_str());
     INSERTS.with(|m| m.borrow_mut().insert(id, sql));
@@ -95,9 +118,10 @@ fn unpriced(p: &Prepared) -> Option<Vec<String>> {
     (!p.costs.unpriced.is_empty()).then(|| p.costs.unpriced.iter().map(|b| b.to_string()).collect())
 }
 
-/// Writes one request; its id, or None when its key was claimed by a
-/// concurrent call first.
-pub fn insert_one(p: &Prepared) -> Result<Option<Uuid>> {
+/// Writes one request, adding to the AI-fed period rows of `fed` that exist;
+/// its id and the limit keys added to, or None when its key was claimed by
+/// a concurrent call first.
+pub fn insert_one(p: &Prepared, fed: &[PeriodSum]) -> Result<Option<(Uuid, Vec<String>)>> {
     let when = partitions::to_utc(p.created_at)
         .ok_or_else(|| UsageError::Internal("infinite time".into()))?;
     partitions::ensure_for(&when)?;
@@ -144,11 +168,29 @@ pub fn insert_one(p: &Prepared) -> Result<Option<Uuid>> {
     if let Some(d) = &p.digest {
         args.push(d.clone().into());
     }
+    let feed = current && !fed.is_empty();
+    if feed {
+        args.push(
+            fed.iter()
+                .map(|s| s.rule.key.clone())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        args.push(
+            fed.iter()
+                .map(|s| crate::usage::pg_period_start(s.start))
+                .collect::<Result<Vec<_>>>()?
+                .into(),
+        );
+        args.push(fed.iter().map(|s| s.n).collect::<Vec<_>>().into());
+        args.push(crate::usage::my_slot(crate::usage::QUOTA_SLOTS).into());
+    }
     let sql = insert_sql(
         p.month,
         u.idempotency_key.is_some(),
         p.digest.is_some(),
         current,
+        feed,
     );
     Spi::connect_mut(|c| -> Result<_> {
         let pl = plan(c, sql, &args, true)?;
@@ -156,7 +198,11 @@ pub fn insert_one(p: &Prepared) -> Result<Option<Uuid>> {
         if t.is_empty() {
             return Ok(None);
         }
-        Ok(t.first().get_one::<Uuid>()?)
+        let row = t.first();
+        match row.get::<Uuid>(1)? {
+            Some(id) => Ok(Some((id, row.get::<Vec<String>>(2)?.unwrap_or_default()))),
+            None => Ok(None),
+        }
     })
 }
 
@@ -337,9 +383,48 @@ pub fn insert_many(rows: &[(&Prepared, Uuid)]) -> Result<()> {
     Ok(())
 }
 
-/// Counts requests just written against their organizations' AI-fed
-/// limits and budgets: per organization, one write per limit and period
-/// and one per budget and period.
+/// The tokens a request counts against AI-fed limits (none for a response
+/// served from the application's own cache: it used no provider tokens).
+pub fn fed(p: &Prepared) -> Result<Option<Fed>> {
+    if p.cached {
+        return Ok(None);
+    }
+    let t = &p.toks;
+    let input = validate::add("tokens", t.input, t.cache_read)
+        .and_then(|n| validate::add("tokens", n, t.cache_write))?;
+    let output = validate::add("tokens", t.output, t.reasoning)?;
+    Ok(Some(Fed {
+        at: p.created_at,
+        input,
+        output,
+    }))
+}
+
+/// Adds the cost of requests just written (all of one organization) to its
+/// budgets: one write per budget and period.
+pub fn apply_budgets(rows: &[(&Prepared, Uuid)]) -> Result<()> {
+    let Some((first, _)) = rows.first() else {
+        return Ok(());
+    };
+    let org = first.org;
+    if rows.iter().all(|(p, _)| p.costs.total.is_zero()) || !budgets::org_has_budget(org)? {
+        return Ok(());
+    }
+    let spends: Vec<Spend> = rows
+        .iter()
+        .map(|(p, _)| Spend {
+            user: p.user,
+            at: p.created_at,
+            cost: p.costs.total,
+        })
+        .collect();
+    let ids: Vec<Uuid> = rows.iter().map(|(_, id)| *id).collect();
+    budgets::apply_ai_costs(org, &spends, &ids)
+}
+
+/// Counts a batch's new rows against their organizations' AI-fed limits
+/// and budgets: per organization, one write per limit and period and one
+/// per budget and period.
 pub fn account(rows: &[(&Prepared, Uuid)]) -> Result<()> {
     let mut orgs: BTreeMap<[u8; 16], Vec<(&Prepared, Uuid)>> = BTreeMap::new();
     for (p, id) in rows {
@@ -347,33 +432,14 @@ pub fn account(rows: &[(&Prepared, Uuid)]) -> Result<()> {
     }
     for rows in orgs.values() {
         let org = rows[0].0.org;
-        // A response served from the application's own cache used no
-        // provider tokens.
-        let mut fed = Vec::new();
-        for (p, _) in rows.iter().filter(|(p, _)| !p.cached) {
-            let t = &p.toks;
-            let input = validate::add("tokens", t.input, t.cache_read)
-                .and_then(|n| validate::add("tokens", n, t.cache_write))?;
-            let output = validate::add("tokens", t.output, t.reasoning)?;
-            fed.push(Fed {
-                at: p.created_at,
-                input,
-                output,
-            });
+        let mut requests = Vec::new();
+        for (p, _) in rows {
+            if let Some(f) = fed(p)? {
+                requests.push(f);
+            }
         }
-        ai_limits::feed(org, &fed)?;
-        if rows.iter().any(|(p, _)| !p.costs.total.is_zero()) && budgets::org_has_budget(org)? {
-            let spends: Vec<Spend> = rows
-                .iter()
-                .map(|(p, _)| Spend {
-                    user: p.user,
-                    at: p.created_at,
-                    cost: p.costs.total,
-                })
-                .collect();
-            let ids: Vec<Uuid> = rows.iter().map(|(_, id)| *id).collect();
-            budgets::apply_ai_costs(org, &spends, &ids)?;
-        }
+        ai_limits::feed(org, &requests)?;
+        apply_budgets(rows)?;
     }
     Ok(())
 }

@@ -150,19 +150,25 @@ pub struct Fed {
     pub output: i64,
 }
 
-/// Counts requests of `org` logged in this transaction (already inserted)
-/// against its AI-fed limits: one write per limit and period, however many
-/// requests.
-pub fn feed(org: Uuid, requests: &[Fed]) -> Result<()> {
+/// What requests add to one period row of an AI-fed limit.
+pub struct PeriodSum {
+    pub rule: LimitRule,
+    pub start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    period: Rc<Period>,
+    pub n: i64,
+}
+
+/// What requests of `org` add to its AI-fed limits: one sum per limit and
+/// period, in limit-key order (every writer locks period rows in it).
+pub fn sums(org: Uuid, requests: &[Fed]) -> Result<Vec<PeriodSum>> {
     // Nothing is fed by the AI log before ALTER EXTENSION ... UPDATE to 0.3.0.
     if requests.iter().all(|r| r.input == 0 && r.output == 0)
         || !crate::relcache::has_column(super::LIMIT_DEFINITIONS, "source")?
     {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    // (limit, period start) -> (rule, period end, the period's context, sum)
-    type Sum = (LimitRule, Option<NaiveDate>, Rc<Period>, i64);
-    let mut sums: BTreeMap<(String, Option<NaiveDate>), Sum> = BTreeMap::new();
+    let mut sums: BTreeMap<(String, Option<NaiveDate>), PeriodSum> = BTreeMap::new();
     for r in requests {
         let period = period_of(org, r.at)?;
         let rules = finite_rules(&period.ctx.plan)?;
@@ -179,27 +185,46 @@ pub fn feed(org: Uuid, requests: &[Fed]) -> Result<()> {
             let (start, end) = rule.period(period.ctx.period);
             match sums.entry((rule.key.clone(), start)) {
                 Entry::Occupied(mut e) => {
-                    let sum = &mut e.get_mut().3;
+                    let sum = &mut e.get_mut().n;
                     *sum = validate::add("tokens", *sum, n)?;
                 }
                 Entry::Vacant(e) => {
-                    e.insert((rule.clone(), end, period.clone(), n));
+                    e.insert(PeriodSum {
+                        rule: rule.clone(),
+                        start,
+                        end,
+                        period: period.clone(),
+                        n,
+                    });
                 }
             }
         }
     }
-    // In limit-key order, as every writer locks period rows.
-    for ((_, start), (rule, end, period, n)) in sums {
-        if add_to_quota_row(org, &rule, start, n)? {
+    Ok(sums.into_values().collect())
+}
+
+/// Adds the sums to their period rows (this backend's slot). `added`: the
+/// limit keys already added by the caller's own statement (the single-call
+/// insert adds to existing rows in the same statement).
+pub fn write(org: Uuid, sums: &[PeriodSum], added: &[String]) -> Result<()> {
+    for s in sums.iter().filter(|s| !added.contains(&s.rule.key)) {
+        if add_to_quota_row(org, &s.rule, s.start, s.n)? {
             continue;
         }
         // A new period row starts from the log, these requests included;
         // if another transaction created it meanwhile, add to that.
-        if !ensure_quota_row(&period.ctx, &rule, start, end)? {
-            add_to_quota_row(org, &rule, start, n)?;
+        if !ensure_quota_row(&s.period.ctx, &s.rule, s.start, s.end)? {
+            add_to_quota_row(org, &s.rule, s.start, s.n)?;
         }
     }
     Ok(())
+}
+
+/// Counts requests of `org` logged in this transaction (already inserted)
+/// against its AI-fed limits: one write per limit and period, however many
+/// requests.
+pub fn feed(org: Uuid, requests: &[Fed]) -> Result<()> {
+    write(org, &sums(org, requests)?, &[])
 }
 
 fn set_source(key: Option<String>, source: Option<String>) -> Result<String> {
