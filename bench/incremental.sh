@@ -41,7 +41,15 @@ load() {
                      now() - make_interval(secs => ${old} - (${old} - ${new}) * (i - ${from})::float8 / (${to} - ${from} + 1)) AS created_at
                 FROM generate_series(${from}::bigint, ${to}::bigint) i) r ORDER BY created_at"
 }
-fold() { q -q -c "SELECT usage_tracker.run_maintenance()" >/dev/null; }
+# One pass folds at most usage_tracker.fold_batch_rows (2,000,000): after a
+# bulk load, pass until nothing waits.
+fold() {
+    local waiting
+    while :; do
+        waiting=$(q -tAc "SELECT usage_tracker.run_maintenance() -> 'rollups' ->> 'rows_waiting'")
+        [ "$waiting" = 0 ] && break
+    done
+}
 timed_fold() {
     local s e
     s=$(date +%s.%N); fold; e=$(date +%s.%N)

@@ -25,6 +25,9 @@ cpsql sustained "$PORT" -d postgres -c "CREATE DATABASE ${DB}"
 q -q -o /dev/null -c "CREATE EXTENSION usage_tracker" -c "SELECT usage_tracker.run_maintenance()"
 
 log "loading 1,000,000 requests over 30 days and folding them"
+# The months' partitions first (logging creates them), then the rows.
+q -q -o /dev/null -c "SELECT usage_tracker.log_ai_usage('00000000-0000-4000-8000-000000000001', p_occurred_at => now() - make_interval(days => d))
+                        FROM generate_series(0, 35, 5) d" -c "DELETE FROM usage_tracker.ai_usage_log"
 q -q <<'SQL'
 INSERT INTO usage_tracker.ai_usage_log (org_id, user_id, created_at, customer_id, input_tokens, output_tokens, total_tokens,
     latency_ms, price_id, status, request_type, provider, model_used, input_cost_usd, output_cost_usd, total_cost_usd,

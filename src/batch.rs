@@ -258,7 +258,14 @@ impl<'a> Event<'a> {
             .ok_or_else(|| UsageError::Internal(format!("{sql_type} input")))
     }
 
+    /// A uuid; the canonical form is read here, any other form (braces, no
+    /// hyphens, upper case, errors) by uuid's input function.
     pub fn uuid(&self, key: &str) -> Result<Option<Uuid>> {
+        if let Some(raw) = self.raw(key) {
+            if let Some(u) = canonical_uuid(raw) {
+                return Ok(Some(u));
+            }
+        }
         self.typed(key, "uuid", pg_sys::uuid_in)
     }
 
@@ -273,6 +280,38 @@ impl<'a> Event<'a> {
     pub fn jsonb(&self, key: &str) -> Result<Option<Jsonb>> {
         self.raw(key).map(Jsonb::from_text).transpose()
     }
+}
+
+/// `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"` (a JSON string, lower case).
+fn canonical_uuid(raw: &str) -> Option<Uuid> {
+    let b = raw.as_bytes();
+    if b.len() != 38 || b[0] != b'"' || b[37] != b'"' {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let mut hi: Option<u8> = None;
+    for (i, c) in b[1..37].iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if *c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        match hi.take() {
+            None => hi = Some(v),
+            Some(h) => {
+                out[n] = (h << 4) | v;
+                n += 1;
+            }
+        }
+    }
+    (n == 16).then(|| Uuid::from_bytes(out))
 }
 
 /// Builds the JSON array of results (ids) in input order.

@@ -68,24 +68,41 @@ fn facts_cte(scope: &Scope, start: &str, need: Need) -> String {
         l.customer_name, l.request_type, l.status, 1::numeric, l.input_tokens, l.output_tokens, l.total_tokens, \
         l.input_cost_usd, l.output_cost_usd, l.total_cost_usd, (l.latency_ms IS NOT NULL)::integer::numeric, \
         coalesce(l.latency_ms, 0)::numeric, l.created_at";
-    let mut parts = vec![format!(
-        "SELECT 'raw'::text AS fam, {o} AS org_part, false AS folded, 'r'::text AS kind, \
-                (l.created_at AT TIME ZONE 'UTC')::date AS day, l.created_at AS ts, l.user_id, l.user_email, \
-                l.customer_id, l.customer_name, l.request_type, l.status, 1::numeric AS n, l.input_tokens::numeric AS in_tok, \
-                l.output_tokens::numeric AS out_tok, l.total_tokens::numeric AS tok, l.input_cost_usd AS in_cost, \
-                l.output_cost_usd AS out_cost, l.total_cost_usd AS cost, (l.latency_ms IS NOT NULL)::integer::numeric AS lat_n, \
-                coalesce(l.latency_ms, 0)::numeric AS lat_sum, l.created_at AS last_at \
-           FROM usage_tracker.ai_usage_log l \
-          WHERE {f} AND l.ingest_seq > (SELECT p.f FROM p) AND l.created_at >= (SELECT p.tail_lo FROM p)",
-        o = org("l"),
-        f = full("l")
+    // Raw rows are grouped before they become facts: at high ingest rates
+    // the unfolded tail holds hundreds of thousands of rows, and the facts
+    // are read three times. A group keeps every column a read uses and is
+    // split at each time bound a read compares with (window start, this and
+    // last month), so its latest time `ts` falls on the same side of each
+    // bound as every row in it.
+    let grouped = |folded: bool, filter: &str| {
+        format!(
+            "SELECT 'raw'::text AS fam, g.org_part, {folded} AS folded, 'r'::text AS kind, g.day, g.ts, g.user_id, \
+                    g.user_email, g.customer_id, g.customer_name, g.request_type, g.status, g.n, g.in_tok, g.out_tok, \
+                    g.tok, g.in_cost, g.out_cost, g.cost, g.lat_n, g.lat_sum, g.ts AS last_at \
+               FROM (SELECT {o} AS org_part, (l.created_at AT TIME ZONE 'UTC')::date AS day, max(l.created_at) AS ts, \
+                            l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status, \
+                            count(*)::numeric AS n, sum(l.input_tokens)::numeric AS in_tok, \
+                            sum(l.output_tokens)::numeric AS out_tok, sum(l.total_tokens)::numeric AS tok, \
+                            sum(l.input_cost_usd) AS in_cost, sum(l.output_cost_usd) AS out_cost, \
+                            sum(l.total_cost_usd) AS cost, count(l.latency_ms)::numeric AS lat_n, \
+                            coalesce(sum(l.latency_ms), 0)::numeric AS lat_sum \
+                       FROM usage_tracker.ai_usage_log l \
+                      WHERE {f} AND {filter} \
+                      GROUP BY 1, 2, l.user_id, l.user_email, l.customer_id, l.customer_name, l.request_type, l.status, \
+                               l.created_at >= (SELECT p.start_ts FROM p), l.created_at >= (SELECT p.cur_ts FROM p), \
+                               l.created_at >= (SELECT p.prev_ts FROM p)) g",
+            o = org("l"),
+            f = full("l")
+        )
+    };
+    let mut parts = vec![grouped(
+        false,
+        "l.ingest_seq > (SELECT p.f FROM p) AND l.created_at >= (SELECT p.tail_lo FROM p)",
     )];
-    parts.push(format!(
-        "SELECT 'raw', {o}, true, 'r', {raw_cols} FROM usage_tracker.ai_usage_log l \
-          WHERE {f} AND l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.start_ts FROM p) \
-            AND l.created_at < (SELECT p.raw_hi FROM p)",
-        o = org("l"),
-        f = full("l")
+    parts.push(grouped(
+        true,
+        "l.ingest_seq <= (SELECT p.f FROM p) AND l.created_at >= (SELECT p.start_ts FROM p) \
+         AND l.created_at < (SELECT p.raw_hi FROM p)",
     ));
     // Sums of a rollup's measures; `x` the alias.
     let sums = |x: &str| {

@@ -115,6 +115,10 @@ pub fn compute_costs(t: &Tokens, rates: Option<&Rates>, cached: bool) -> Result<
 }
 
 pub fn to_numeric(d: Decimal) -> Result<AnyNumeric> {
+    // Most cost buckets of most requests are zero: no text round trip.
+    if d.is_zero() {
+        return Ok(AnyNumeric::from(0i32));
+    }
     AnyNumeric::try_from(d.to_string().as_str()).map_err(|e| UsageError::Internal(e.to_string()))
 }
 

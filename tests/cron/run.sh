@@ -33,6 +33,9 @@ done
 if [[ "$result" == succeeded* ]] && [ "$(q -d ut_app -tAc "SELECT count(*) > 0 FROM pg_inherits
                                                           WHERE inhparent = 'usage_tracker.ai_usage_log'::regclass")" = t ]; then
     echo "ok - pg_cron, set up as README says, ran run_maintenance() in the app database (partitions created)"
+    # README: pg_cron keeps the command tag, not the JSON a job returned.
+    if [ "$result" = "succeeded SELECT 1" ]; then echo "ok - its return_message is the command tag (SELECT 1)"; else
+        echo "not ok - return_message was '${result}', README says pg_cron keeps only the command tag"; exit 1; fi
 else
     echo "not ok - no successful scheduled run_maintenance() within 100 s (last: ${result:-none})"
     exit 1
