@@ -379,6 +379,7 @@ pub fn fold() -> Result<serde_json::Value> {
     let to = seen.0.min(from.saturating_add(batch));
     let folded = if to > from {
         wait_for_log_writers()?;
+        crate::partitions::summarize_brin()?;
         let n = run_fold(from, to, (None, None), kept)?;
         write_one::<bool>(
             "UPDATE usage_tracker_private.rollup_progress SET folded_through = $1, updated_at = pg_catalog.now() \
