@@ -11,8 +11,10 @@
 # batches of 1,000 (30 days, 10 organizations, 3 types), against 1,000 and
 # 8,000 track_usage_event calls in one transaction.
 #
-#   bench/batch_ingest.sh [seconds-per-measurement] [rounds]
+#   bench/batch_ingest.sh [--pg MAJOR] [seconds-per-measurement] [rounds]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-10}
 ROUNDS=${2:-3}

@@ -5,8 +5,10 @@
 # after one maintenance pass, side by side in one run. Rows are loaded in
 # time order, as a log is written.
 #
-#   bench/dashboard.sh [rows] [runs]
+#   bench/dashboard.sh [--pg MAJOR] [rows] [runs]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 N=${1:-10000000}
 RUNS=${2:-5}

@@ -4,8 +4,10 @@
 # run_maintenance() runs every second; then verify_rollups() must find zero
 # differences and the rollups must hold every logged request.
 #
-#   bench/exactness.sh [seconds] [clients]
+#   bench/exactness.sh [--pg MAJOR] [seconds] [clients]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-300}
 CLIENTS=${2:-32}

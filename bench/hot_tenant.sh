@@ -8,8 +8,10 @@
 # Goal: the one-organization case keeps at least 0.5x the 32-organization
 # throughput, with totals and alerts exact (checked after the run).
 #
-#   bench/hot_tenant.sh [seconds-per-measurement] [rounds]
+#   bench/hot_tenant.sh [--pg MAJOR] [seconds-per-measurement] [rounds]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-10}
 ROUNDS=${2:-3}

@@ -5,8 +5,10 @@
 # each phase times three passes (median) and reports rows folded per second
 # (the goal: at least 300,000 on an idle machine).
 #
-#   bench/incremental.sh [small] [large] [new-rows-per-pass]
+#   bench/incremental.sh [--pg MAJOR] [small] [large] [new-rows-per-pass]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SMALL=${1:-1000000}
 LARGE=${2:-10000000}

@@ -8,8 +8,10 @@
 # a rotating order, and the median of each (this machine's run-to-run noise
 # is about 10%).
 #
-#   bench/ingest.sh [seconds-per-measurement] [rounds]
+#   bench/ingest.sh [--pg MAJOR] [seconds-per-measurement] [rounds]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-15}
 ROUNDS=${2:-3}

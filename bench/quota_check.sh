@@ -4,8 +4,10 @@
 # indexes, loaded from ../shared/seeds — at 10,000 and 1,000,000 events
 # for one organization this month, side by side in one run.
 #
-#   bench/quota_check.sh [seconds-per-measurement]
+#   bench/quota_check.sh [--pg MAJOR] [seconds-per-measurement]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 SECS=${1:-10}
 PORT=55490

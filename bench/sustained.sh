@@ -8,8 +8,10 @@
 # the run stays within 2x of its time on the idle machine (same data
 # before the run: 1,000,000 requests over 30 days, folded).
 #
-#   bench/sustained.sh [duration-seconds] [clients]
+#   bench/sustained.sh [--pg MAJOR] [duration-seconds] [clients]
 set -euo pipefail
+# --pg MAJOR: the PostgreSQL major to run on (15, the default, or 16-18 from ../shared/pgkit).
+if [ "${1:-}" = --pg ]; then export PG_MAJOR=$2; shift 2; fi
 source "$(dirname "$0")/../scripts/common.sh"
 DURATION=${1:-300}
 CLIENTS=${2:-4}

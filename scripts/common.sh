@@ -3,11 +3,31 @@
 # shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_MAJOR=15
-PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+# PG_MAJOR (environment, default 15) picks the server: Debian's PostgreSQL 15,
+# or the tree ../shared/pgkit assembles for 16, 17 and 18 in /opt/pgkit.
+PG_MAJOR=${PG_MAJOR:-15}
+case "$PG_MAJOR" in
+    15) PG_BIN="/usr/lib/postgresql/15/bin" ;;
+    16|17|18) PG_BIN="/opt/pgkit/${PG_MAJOR}/bin" ;;
+    *) printf 'error: PostgreSQL %s is not supported (15, 16, 17, 18)\n' "$PG_MAJOR" >&2; exit 1 ;;
+esac
 PG_CONFIG="${PG_BIN}/pg_config"
-PGXS_DIR="/usr/lib/postgresql/${PG_MAJOR}/lib/pgxs"
-RUN_DIR="${ROOT}/.run"
+# pgxs.mk is PGXS_DIR/src/makefiles/pgxs.mk in every layout.
+PGXS_DIR="/usr/lib/postgresql/15/lib/pgxs"
+if [ "$PG_MAJOR" != 15 ] && [ -x "$PG_CONFIG" ]; then
+    PGXS_DIR="$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)"
+fi
+# Each major has its own scratch clusters. The cargo target directory is
+# shared: cargo keeps the artifacts of each feature set apart, so the crates
+# that do not depend on PostgreSQL build once for every major and switching
+# majors rebuilds only pgrx's (about 50 s the first time, seconds after).
+if [ "$PG_MAJOR" = 15 ]; then
+    RUN_DIR="${ROOT}/.run"
+else
+    RUN_DIR="${ROOT}/.run-pg${PG_MAJOR}"
+fi
+# Cargo flags selecting the major (pg15 is the default feature).
+CARGO_PG=(--no-default-features --features "pg${PG_MAJOR}")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -65,9 +85,13 @@ cpsql() {
 }
 
 # Builds (release) and installs the extension into Debian's PostgreSQL.
+# install_extension [debug]: release by default (benchmarks, the PG 15 suite);
+# `debug` builds in a fraction of the time (the suites on other majors).
 install_extension() {
-    log "building and installing usage_tracker (release)"
+    local profile=(--release)
+    [ "${1:-}" = debug ] && profile=()
+    log "building and installing usage_tracker for PostgreSQL ${PG_MAJOR} (${1:-release})"
     mkdir -p "$RUN_DIR"
-    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG" >"${RUN_DIR}/install.log" 2>&1) \
+    (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" "${CARGO_PG[@]}" >"${RUN_DIR}/install.log" 2>&1) \
         || { tail -40 "${RUN_DIR}/install.log" >&2; die "cargo pgrx install failed"; }
 }

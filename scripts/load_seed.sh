@@ -18,9 +18,17 @@ awk '/^```sql[[:space:]]*$/{on=1; next} /^```/{on=0} on' "$file" > "$sql"
 
 cpsql "$cluster" "$port" -d postgres -c "DROP DATABASE IF EXISTS ${db}" -c "CREATE DATABASE ${db}"
 # What the seeds assume from Supabase: auth.uid(), uuid-ossp and, for seed
-# 001, user_roles.
+# 001, user_roles. pgkit's 17 and 18 trees lack uuid-ossp; there the one
+# function of it a seed calls (002's uuid_generate_v4) is the core
+# gen_random_uuid() under that name.
 cpsql "$cluster" "$port" -d "$db" <<'SQL'
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'uuid-ossp') THEN
+    CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+  ELSE
+    CREATE FUNCTION public.uuid_generate_v4() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT gen_random_uuid()';
+  END IF;
+END $$;
 CREATE SCHEMA auth;
 CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
 $$ SELECT nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')::uuid $$;

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, #[pg_test] unit tests, SQL tests
 # as the real roles (pgTAP), isolation tests and pgbench concurrency tests,
-# each against a scratch cluster created for this run.
+# each against a scratch cluster created for this run; on PostgreSQL 15
+# (Debian; also the .deb package test) and, from ../shared/pgkit, 17
+# (everything but the lints and the package) and 16 and 18 (#[pg_test] and
+# the pgTAP files).
 #
-#   scripts/test.sh            everything
-#   scripts/test.sh sql        only the SQL/isolation/pgbench suites (extension already installed)
+#   scripts/test.sh              everything, every major
+#   scripts/test.sh sql          only the SQL/isolation/pgbench suites (extension already installed)
+#   PG_MAJOR=17 scripts/test.sh major-full | major-core
+#                                one other major: every suite | #[pg_test] and pgTAP
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -18,6 +23,15 @@ count() { PASSED=$((PASSED + $1)); }
 
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+
+if [ "$what" = major-full ] || [ "$what" = major-core ]; then
+    log "PostgreSQL ${PG_MAJOR}: #[pg_test] unit tests"
+    mkdir -p "$RUN_DIR" && chown postgres:postgres "$RUN_DIR"
+    rm -rf "${RUN_DIR}/pgrx-test"
+    cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${RUN_DIR}/pgrx-test" 2>&1 | tee "${RUN_DIR}/pgrx-test.log"
+    count "$(grep -Eo 'test result: ok\. [0-9]+ passed' "${RUN_DIR}/pgrx-test.log" | awk '{s+=$4} END {print s+0}')"
+    install_extension debug
+fi
 
 if [ "$what" = all ]; then
     log "cargo fmt --check"
@@ -40,6 +54,7 @@ cluster_destroy test
 cluster_start test "$TEST_PORT"
 cpsql test "$TEST_PORT" -d postgres -c "CREATE DATABASE ${DB}"
 cpsql test "$TEST_PORT" -d "$DB" -c "CREATE EXTENSION usage_tracker" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION dblink"
+cpsql test "$TEST_PORT" -d "$DB" -tAc "SELECT 'PostgreSQL ' || current_setting('server_version')"
 cpsql test "$TEST_PORT" -d "$DB" -f "$ROOT/tests/helpers/helpers.sql"
 
 # Seed 001's own PL/pgSQL, loaded from ../shared/seeds into its own database,
@@ -56,9 +71,15 @@ case $rc in
 esac
 
 log "SQL tests (pgTAP, as the real roles)"
-pg_prove --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$DB" "$ROOT"/tests/sql/*.sql \
-    | tee "${RUN_DIR}/pg_prove.log"
+pg_prove --psql-bin "${PG_BIN}/psql" --ext .sql -h "${RUN_DIR}/test/sock" -p "$TEST_PORT" -U postgres -d "$DB" \
+    "$ROOT"/tests/sql/*.sql | tee "${RUN_DIR}/pg_prove.log"
 count "$(grep -Eo 'Tests=[0-9]+' "${RUN_DIR}/pg_prove.log" | tail -1 | cut -d= -f2)"
+
+if [ "$what" = major-core ]; then
+    cluster_stop test
+    echo "usage_tracker on PostgreSQL ${PG_MAJOR}: ${PASSED} passed, 0 failed"
+    exit 0
+fi
 
 log "privilege snapshot"
 bash "$ROOT/tests/privileges/run.sh" test "$TEST_PORT" | tee "${RUN_DIR}/privileges.log"
@@ -100,5 +121,19 @@ log "crash and restart while clients write"
 bash "$ROOT/tests/crash/run.sh" | tee "${RUN_DIR}/crash.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/crash.log")"
 
+if [ "$what" = all ]; then
+    log "Debian package: build, layout, reproducible, dpkg -i, upgrade from the package"
+    bash "$ROOT/tests/package/run.sh" | tee "${RUN_DIR}/package.log"
+    count "$(grep -c '^ok - ' "${RUN_DIR}/package.log")"
+
+    # The other majors, each in its own run (own clusters, own target dir).
+    for run in 17:major-full 16:major-core 18:major-core; do
+        major=${run%%:*}
+        log "PostgreSQL ${major}: ${run#*:}"
+        PG_MAJOR=$major bash "$ROOT/scripts/test.sh" "${run#*:}" 2>&1 | tee "${RUN_DIR}/test-pg${major}.log"
+        count "$(sed -n 's/^usage_tracker on PostgreSQL [0-9]*: \([0-9]*\) passed.*/\1/p' "${RUN_DIR}/test-pg${major}.log")"
+    done
+fi
+
 log "all tests passed"
-echo "usage_tracker: ${PASSED} passed, 0 failed"
+echo "usage_tracker on PostgreSQL ${PG_MAJOR}: ${PASSED} passed, 0 failed"

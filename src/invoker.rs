@@ -45,6 +45,9 @@ fn target_of(wrapper: pg_sys::Oid) -> pg_sys::Oid {
     target
 }
 
+// PostgreSQL 16 removed the per-kind ACL checks (pg_proc_aclcheck, ...) in
+// favour of object_aclcheck(class, oid, ...): the one API difference between
+// the supported majors that this crate touches.
 #[cfg(feature = "pg15")]
 unsafe fn may_execute(f: pg_sys::Oid) -> bool {
     pg_sys::pg_proc_aclcheck(
@@ -54,6 +57,7 @@ unsafe fn may_execute(f: pg_sys::Oid) -> bool {
     ) == pg_sys::AclResult::ACLCHECK_OK
 }
 
+// 16, 17, 18: the generic check, with pg_proc's class id.
 #[cfg(not(feature = "pg15"))]
 unsafe fn may_execute(f: pg_sys::Oid) -> bool {
     pg_sys::object_aclcheck(

@@ -101,4 +101,11 @@ SQL
 )
 [ "$check" = "t t t t t t t" ] || { echo "not ok - the restored database does not work ($check)"; exit 1; }
 echo "ok - the restored database keeps working (idempotency keys, custom prices and types, sequences, rollups fold on)"
+# Maintenance commands on the restored data: from 17 they run with a
+# search_path of pg_catalog, pg_temp only, so an index expression, check or
+# default evaluated there must not depend on the caller's search_path.
+q -d ut_restore -q -c "SET search_path = pg_catalog" -c "VACUUM (ANALYZE)" -c "REINDEX SCHEMA usage_tracker" \
+    -c "REINDEX SCHEMA usage_tracker_private" -c "CLUSTER usage_tracker.plans USING plans_pkey" \
+    && echo "ok - VACUUM ANALYZE, REINDEX and CLUSTER of the restored data with search_path = pg_catalog" \
+    || { echo "not ok - a maintenance command failed on the restored data"; exit 1; }
 q -d postgres -c "DROP DATABASE ut_dump WITH (FORCE)" -c "DROP DATABASE ut_restore WITH (FORCE)"
