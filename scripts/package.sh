@@ -2,36 +2,54 @@
 # Builds a Debian package of usage_tracker for one PostgreSQL major, in
 # Debian/PGDG's layout, installable without Rust:
 #
-#   scripts/package.sh MAJOR [OUT_DIR]     MAJOR: 15 (Debian), 16, 17, 18 (../shared/pgkit)
+#   scripts/package.sh [--debug] [--source DIR] MAJOR [OUT_DIR]
+#       MAJOR: 15 (Debian), 16, 17, 18 (../shared/pgkit)
+#       --debug: a debug build (tests; minutes faster than the release build)
+#       --source DIR: package another checkout (tests: the previous release)
 #
 # -> OUT_DIR (default target/packages)/postgresql-MAJOR-usage-tracker_VERSION_amd64.deb
 #
-# The library and the install script come from `cargo pgrx package` (release
-# build); the kept release scripts (sql/releases) and every upgrade script
+# The library and the install script come from `cargo pgrx package`; the
+# kept release scripts (sql/releases) and every upgrade script
 # (sql/usage_tracker--A--B.sql) go beside them, so that CREATE EXTENSION
 # ... VERSION and ALTER EXTENSION ... UPDATE work from an installed package.
-# Same inputs give the same bytes: file times are the last commit's time,
-# owners root, modes normalized, files in a fixed order (see README).
+# Reproducible where the toolchain allows: file times are the last commit's
+# time, owners root, modes normalized, members in a fixed order (README says
+# what still differs).
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 MAJOR [OUT_DIR]" >&2; exit 2; }
+profile=release
+src=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --debug) profile=debug; shift ;;
+        --source) src=$(realpath "$2"); shift 2 ;;
+        *) break ;;
+    esac
+done
+[ $# -ge 1 ] || { echo "usage: $0 [--debug] [--source DIR] MAJOR [OUT_DIR]" >&2; exit 2; }
 export PG_MAJOR=$1
 source "$(dirname "$0")/common.sh"
 out_dir=$(realpath -m "${2:-${ROOT}/target/packages}")
+src=${src:-$ROOT}
 
 bash "$ROOT/scripts/setup.sh" >&2
-cd "$ROOT"
+cd "$src"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 name="postgresql-${PG_MAJOR}-usage-tracker"
 deb="${out_dir}/${name}_${version}_amd64.deb"
 # Times inside the package: the last commit's (reproducible), else now.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 export SOURCE_DATE_EPOCH
+# Another checkout builds in this one's target directory (shared dependencies).
+export CARGO_TARGET_DIR="${ROOT}/target"
 
-log "cargo pgrx package for PostgreSQL ${PG_MAJOR} (release)"
-pkg_out="${ROOT}/target/release/usage_tracker-pg${PG_MAJOR}"
+log "cargo pgrx package ${version} for PostgreSQL ${PG_MAJOR} (${profile})"
+pkg_out="${ROOT}/target/${profile}/usage_tracker-${version}-pg${PG_MAJOR}"
 rm -rf "$pkg_out"
 mkdir -p "$out_dir"
-cargo pgrx package --pg-config "$PG_CONFIG" "${CARGO_PG[@]}" --out-dir "$pkg_out" >"${out_dir}/package-pg${PG_MAJOR}.log" 2>&1 \
+debug_flag=()
+[ "$profile" = debug ] && debug_flag=(--debug)
+cargo pgrx package "${debug_flag[@]}" --pg-config "$PG_CONFIG" "${CARGO_PG[@]}" --out-dir "$pkg_out" >"${out_dir}/package-pg${PG_MAJOR}.log" 2>&1 \
     || { tail -30 "${out_dir}/package-pg${PG_MAJOR}.log" >&2; die "cargo pgrx package failed"; }
 
 # Debian/PGDG's layout, whatever the build tree's pg_config says.

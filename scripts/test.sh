@@ -2,9 +2,9 @@
 # Runs every test: formatting and lints, #[pg_test] unit tests, SQL tests
 # as the real roles (pgTAP), isolation tests and pgbench concurrency tests,
 # each against a scratch cluster created for this run; on PostgreSQL 15
-# (Debian; also the .deb package test) and, from ../shared/pgkit, 17
-# (everything but the lints and the package) and 16 and 18 (#[pg_test] and
-# the pgTAP files).
+# (Debian; also the .deb installed with dpkg) and, from ../shared/pgkit, 17
+# (everything but the lints) and 16 and 18 (#[pg_test], the package's files
+# and the pgTAP files).
 #
 #   scripts/test.sh              everything, every major
 #   scripts/test.sh sql          only the SQL/isolation/pgbench suites (extension already installed)
@@ -31,6 +31,9 @@ if [ "$what" = major-full ] || [ "$what" = major-core ]; then
     cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${RUN_DIR}/pgrx-test" 2>&1 | tee "${RUN_DIR}/pgrx-test.log"
     count "$(grep -Eo 'test result: ok\. [0-9]+ passed' "${RUN_DIR}/pgrx-test.log" | awk '{s+=$4} END {print s+0}')"
     install_extension debug
+    log "PostgreSQL ${PG_MAJOR}: the Debian package's files in the kit's tree (the suites below run on them)"
+    bash "$ROOT/tests/package/run.sh" "$PG_MAJOR" | tee "${RUN_DIR}/package.log"
+    count "$(grep -c '^ok - ' "${RUN_DIR}/package.log")"
 fi
 
 if [ "$what" = all ]; then
@@ -122,8 +125,8 @@ bash "$ROOT/tests/crash/run.sh" | tee "${RUN_DIR}/crash.log"
 count "$(grep -c '^ok - ' "${RUN_DIR}/crash.log")"
 
 if [ "$what" = all ]; then
-    log "Debian package: build, layout, reproducible, dpkg -i, upgrade from the package"
-    bash "$ROOT/tests/package/run.sh" | tee "${RUN_DIR}/package.log"
+    log "Debian package: build, layout, repackaging, dpkg -i over the previous release's package, UPDATE, dpkg -r"
+    bash "$ROOT/tests/package/run.sh" 15 | tee "${RUN_DIR}/package.log"
     count "$(grep -c '^ok - ' "${RUN_DIR}/package.log")"
 
     # The other majors, each in its own run (own clusters, own target dir).
